@@ -1,0 +1,1 @@
+"""The ``scalper`` command line."""

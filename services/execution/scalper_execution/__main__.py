@@ -1,0 +1,3 @@
+from scalper_execution.main import main
+
+main()

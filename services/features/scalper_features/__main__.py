@@ -1,0 +1,3 @@
+from scalper_features.main import main
+
+main()

@@ -1,0 +1,3 @@
+from scalper_ingestion.main import main
+
+main()

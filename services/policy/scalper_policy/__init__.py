@@ -1,0 +1,1 @@
+"""Policy API: masked actions from the promoted model, training jobs and models."""

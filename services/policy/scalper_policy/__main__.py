@@ -1,0 +1,3 @@
+from scalper_policy.main import main
+
+main()

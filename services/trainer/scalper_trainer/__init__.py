@@ -1,0 +1,1 @@
+"""Trainer worker: RQ jobs on queue training running MaskablePPO."""

@@ -1,0 +1,3 @@
+from scalper_trainer.main import main
+
+main()
