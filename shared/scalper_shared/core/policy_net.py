@@ -1,0 +1,102 @@
+"""The policy network as plain numpy: what the policy API and backtests run, without torch.
+
+The trainer exports a MaskablePPO actor (flatten -> MLP -> action logits) into this form
+(``scalper_trainer.export``); ``NumpyPolicy`` reproduces SB3's masked categorical exactly:
+masked logits are replaced by -1e8 before the softmax, deterministic actions are the argmax.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+MASKED_LOGIT = -1e8  # sb3_contrib MaskableCategorical's HUGE_NEG
+ACTIVATIONS = {
+    "tanh": np.tanh,
+    "relu": lambda x: np.maximum(x, 0.0),
+}
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+def masked_softmax(logits: FloatArray, mask: BoolArray) -> FloatArray:
+    """Row-wise softmax of ``logits`` with masked-out entries at probability 0."""
+    masked = np.where(mask, logits, MASKED_LOGIT)
+    shifted = masked - masked.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class NumpyPolicy:
+    """Weights of the actor: hidden layers ``(W, b)`` with W of shape (in, out), then the head."""
+
+    hidden: tuple[tuple[FloatArray, FloatArray], ...]
+    head: tuple[FloatArray, FloatArray]
+    activation: str = "tanh"
+
+    def __post_init__(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; known: {sorted(ACTIVATIONS)}")
+
+    @property
+    def input_size(self) -> int:
+        first = self.hidden[0][0] if self.hidden else self.head[0]
+        return int(first.shape[0])
+
+    @property
+    def n_actions(self) -> int:
+        return int(self.head[0].shape[1])
+
+    def logits(self, observations: npt.ArrayLike) -> FloatArray:
+        """Logits for a batch of observations of any shape whose trailing size is ``input_size``."""
+        x = np.asarray(observations, dtype=np.float64)
+        x = x.reshape(x.shape[0], -1) if x.ndim > 1 else x.reshape(1, -1)
+        if x.shape[1] != self.input_size:
+            raise ValueError(f"observation has {x.shape[1]} values, the network takes {self.input_size}")
+        act = ACTIVATIONS[self.activation]
+        for weight, bias in self.hidden:
+            x = act(x @ weight + bias)
+        return x @ self.head[0] + self.head[1]  # type: ignore[no-any-return]
+
+    def probabilities(self, observations: npt.ArrayLike, masks: npt.ArrayLike) -> FloatArray:
+        masks_arr = np.asarray(masks, dtype=bool).reshape(-1, self.n_actions)
+        return masked_softmax(self.logits(observations), masks_arr)
+
+    def act(
+        self,
+        observation: npt.ArrayLike,
+        mask: npt.ArrayLike,
+        *,
+        deterministic: bool = True,
+        rng: np.random.Generator | None = None,
+    ) -> tuple[int, FloatArray]:
+        """One observation -> (action, probabilities). Sampling needs an explicit ``rng``."""
+        mask_arr = np.asarray(mask, dtype=bool).reshape(1, self.n_actions)
+        if not mask_arr.any():
+            raise ValueError("the mask allows no action")
+        probs = self.probabilities(np.asarray(observation)[None, ...], mask_arr)[0]
+        if deterministic:
+            return int(np.argmax(np.where(mask_arr[0], probs, -1.0))), probs
+        if rng is None:
+            raise ValueError("stochastic actions need an explicit rng (determinism)")
+        return int(rng.choice(self.n_actions, p=probs)), probs
+
+    def save(self, path: Path) -> None:
+        arrays: dict[str, FloatArray] = {"head_w": self.head[0], "head_b": self.head[1]}
+        for i, (weight, bias) in enumerate(self.hidden):
+            arrays[f"hidden{i}_w"], arrays[f"hidden{i}_b"] = weight, bias
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, activation=np.array(self.activation), n_hidden=np.array(len(self.hidden)), **arrays)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> NumpyPolicy:
+        with np.load(path, allow_pickle=False) as data:
+            n_hidden = int(data["n_hidden"])
+            hidden = tuple((data[f"hidden{i}_w"], data[f"hidden{i}_b"]) for i in range(n_hidden))
+            return cls(hidden=hidden, head=(data["head_w"], data["head_b"]), activation=str(data["activation"]))

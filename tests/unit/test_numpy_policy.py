@@ -1,0 +1,87 @@
+"""The numpy policy used by the API gives SB3 MaskablePPO's actions and probabilities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from scalper_shared.core.policy_net import NumpyPolicy, masked_softmax
+
+OBS_SHAPE = (20, 23)
+
+
+class _BoxEnv(gym.Env):  # minimal env: only the spaces matter for building the policy
+    observation_space = gym.spaces.Box(-10, 10, OBS_SHAPE, dtype=np.float32)
+    action_space = gym.spaces.Discrete(6)
+
+    def reset(self, *, seed=None, options=None):  # type: ignore[no-untyped-def]
+        return np.zeros(OBS_SHAPE, np.float32), {}
+
+    def step(self, action):  # type: ignore[no-untyped-def]
+        return np.zeros(OBS_SHAPE, np.float32), 0.0, True, False, {}
+
+
+@pytest.fixture(scope="module")
+def model():  # type: ignore[no-untyped-def]
+    from sb3_contrib import MaskablePPO
+
+    return MaskablePPO("MlpPolicy", _BoxEnv(), seed=3, device="cpu")
+
+
+def _random_batch(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    obs = rng.normal(0, 2, (n, *OBS_SHAPE)).astype(np.float32)
+    masks = rng.random((n, 6)) < 0.6
+    masks[:, 0] = True  # HOLD is always allowed
+    return obs, masks
+
+
+def test_numpy_probabilities_and_actions_equal_maskable_ppo(model) -> None:  # type: ignore[no-untyped-def]
+    from scalper_trainer.export import export_numpy_policy
+
+    policy = export_numpy_policy(model)
+    obs, masks = _random_batch(256, seed=1)
+    with torch.no_grad():
+        dist = model.policy.get_distribution(torch.as_tensor(obs), action_masks=masks)
+        sb3_probs = dist.distribution.probs.numpy()
+    sb3_actions, _ = model.predict(obs, action_masks=masks, deterministic=True)
+
+    probs = policy.probabilities(obs, masks)
+    np.testing.assert_allclose(probs, sb3_probs, atol=1e-5)
+    assert np.all(probs[~masks] == 0.0)
+    actions = [policy.act(o, m)[0] for o, m in zip(obs, masks, strict=True)]
+    assert actions == list(sb3_actions)
+
+
+def test_saved_policy_loads_identically(model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from scalper_trainer.export import export_numpy_policy
+
+    policy = export_numpy_policy(model)
+    policy.save(tmp_path / "policy.npz")
+    loaded = NumpyPolicy.load(tmp_path / "policy.npz")
+    obs, masks = _random_batch(8, seed=2)
+    np.testing.assert_array_equal(loaded.probabilities(obs, masks), policy.probabilities(obs, masks))
+
+
+def test_wrong_observation_size_is_a_clear_error() -> None:
+    policy = NumpyPolicy(hidden=(), head=(np.zeros((460, 6)), np.zeros(6)))
+    with pytest.raises(ValueError, match="observation has 10 values, the network takes 460"):
+        policy.logits(np.zeros((1, 10)))
+
+
+def test_stochastic_action_needs_an_rng_and_respects_the_mask() -> None:
+    policy = NumpyPolicy(hidden=(), head=(np.zeros((460, 6)), np.zeros(6)))
+    mask = np.array([False, False, True, False, False, True])
+    with pytest.raises(ValueError, match="explicit rng"):
+        policy.act(np.zeros(460), mask, deterministic=False)
+    rng = np.random.default_rng(0)
+    assert {policy.act(np.zeros(460), mask, deterministic=False, rng=rng)[0] for _ in range(50)} == {2, 5}
+
+
+def test_masked_softmax_rows_sum_to_one() -> None:
+    probs = masked_softmax(np.array([[1.0, 2.0, 3.0]]), np.array([[True, False, True]]))
+    assert probs[0, 1] == 0.0 and probs.sum() == pytest.approx(1.0)
