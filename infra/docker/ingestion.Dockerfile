@@ -1,0 +1,26 @@
+# syntax=docker/dockerfile:1
+# Scalper ingestion service (Polygon, files, replay -> bars, md.bars).
+# Build context: the repository root (docker-compose.yml sets it), so shared/ and services/ are in reach.
+ARG PYTHON_IMAGE=python:3.11-slim
+
+# --- builder: wheels of scalper-shared, scalper-ingestion and every dependency (pins: constraints.txt)
+FROM ${PYTHON_IMAGE} AS builder
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY constraints.txt ./
+COPY shared/ shared/
+COPY services/ingestion/ services/ingestion/
+RUN pip wheel --wheel-dir /wheels -c constraints.txt ./shared ./services/ingestion
+
+# --- runtime: the installed wheels only, run by an unprivileged user
+FROM ${PYTHON_IMAGE} AS runtime
+ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN groupadd --system --gid 10001 scalper \
+ && useradd --system --uid 10001 --gid scalper --create-home --home-dir /home/scalper scalper \
+ && install -d -o scalper -g scalper /var/lib/scalper/artifacts
+RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
+    pip install --no-index --find-links /wheels scalper-ingestion
+USER scalper:scalper
+WORKDIR /home/scalper
+EXPOSE 8001
+CMD ["python", "-m", "scalper_ingestion"]

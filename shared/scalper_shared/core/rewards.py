@@ -1,0 +1,150 @@
+"""The reward: realised P&L plus shaping terms, each returned separately so each can be logged.
+
+All terms are per environment step and vectorised over N environments. Inputs are what the
+environment knows after applying an action; the "strong setup" rule and the EMA/ATR extension come
+from the features module and are passed in (booleans and floats), never re-derived here.
+
+Scaling: the P&L term is the net dollar P&L of the contracts closed this step (exit at the bid,
+entry at the ask, commission on both fills) divided by the position's entry cost (entry ask times
+contracts times 100), so it is a fraction of premium: a full -15% stop is about -0.15, and the terms
+of every trim and exit of one position add up to its net return. See ``docs/premium-and-risk.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from scalper_shared.core.actions import Action
+from scalper_shared.core.premium import (
+    DEFAULT_PREMIUM_CONFIG,
+    PremiumModelConfig,
+    premium_cash,
+    round_trip_pnl,
+)
+
+FloatArray = NDArray[np.float64]
+
+REWARD_TERMS = ("pnl", "scalp_tier", "good_buy", "missed_opportunity", "bad_chase", "hold_tax",
+                "stop_loss")
+"""The term names :func:`reward_terms` returns, besides ``total``."""
+
+DEFAULT_SCALP_TIERS: tuple[tuple[float, float], ...] = (
+    (0.20, 0.02), (0.30, 0.04), (0.50, 0.06), (0.70, 0.08), (1.00, 0.12), (2.00, 0.20),
+)
+
+
+class RewardConfig(BaseModel):
+    """Reward weights (defaults from the prior tuned research run). Frozen; saved with every model.
+
+    ``scalp_tiers``: (realised premium gain, bonus) pairs; a close at a gain pays the bonus of the
+    highest tier reached, times the fraction of the position closed. PPO's ``ent_coef`` (0.08) is a
+    training hyperparameter and lives with the PPO config, not here.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pnl_weight: float = Field(default=1.0, ge=0)
+    scalp_tiers: tuple[tuple[float, float], ...] = DEFAULT_SCALP_TIERS
+    good_buy_call_bonus: float = 0.12
+    good_buy_put_bonus: float = 0.10
+    missed_opportunity_penalty: float = -0.06
+    bad_chase_penalty: float = -0.03
+    chase_threshold_atr: float = Field(default=2.0, gt=0)
+    """An entry is a chase when price is this many ATRs beyond its EMA in the trade's direction."""
+    hold_tax: float = -0.0005
+    stop_loss_penalty: float = -0.10
+
+    @model_validator(mode="after")
+    def _ascending_tiers(self) -> RewardConfig:
+        gains = [gain for gain, _ in self.scalp_tiers]
+        if gains != sorted(gains) or len(set(gains)) != len(gains):
+            raise ValueError(f"scalp_tiers need strictly ascending gains, got {gains}")
+        return self
+
+
+DEFAULT_REWARD_CONFIG = RewardConfig()
+
+
+def _f(values: ArrayLike) -> FloatArray:
+    return np.atleast_1d(np.asarray(values, dtype=np.float64))
+
+
+def _b(values: ArrayLike) -> NDArray[np.bool_]:
+    return np.atleast_1d(np.asarray(values, dtype=bool))
+
+
+def realised_pnl_term(closed_contracts: ArrayLike, entry_price: ArrayLike, exit_price: ArrayLike,
+                      entry_contracts: ArrayLike, config: RewardConfig = DEFAULT_REWARD_CONFIG,
+                      premium_config: PremiumModelConfig = DEFAULT_PREMIUM_CONFIG) -> FloatArray:
+    """Net P&L of the contracts closed this step over the position's entry cost; 0 when none closed."""
+    closed = _f(closed_contracts)
+    has_close = closed > 0
+    entry = np.where(has_close, _f(entry_price), 1.0)
+    exit_ = np.where(has_close, _f(exit_price), 1.0)
+    cost = np.asarray(premium_cash(entry, np.maximum(_f(entry_contracts), 1.0), premium_config))
+    pnl = np.asarray(round_trip_pnl(entry, exit_, closed, premium_config))
+    return np.where(has_close, config.pnl_weight * pnl / cost, 0.0)
+
+
+def scalp_tier_bonus(closed_contracts: ArrayLike, entry_price: ArrayLike, exit_price: ArrayLike,
+                     entry_contracts: ArrayLike, config: RewardConfig = DEFAULT_REWARD_CONFIG) -> FloatArray:
+    """Bonus of the highest scalp tier the realised premium gain (bid out / ask in - 1) reached,
+    times the fraction of the position closed."""
+    closed = _f(closed_contracts)
+    has_close = closed > 0
+    gain = np.where(has_close, _f(exit_price) / np.where(has_close, _f(entry_price), 1.0) - 1.0, -np.inf)
+    thresholds = np.array([g for g, _ in config.scalp_tiers])
+    bonuses = np.concatenate(([0.0], [b for _, b in config.scalp_tiers]))
+    reached = np.searchsorted(thresholds, gain + 1e-9, side="right")
+    fraction = closed / np.maximum(_f(entry_contracts), 1.0)
+    return np.asarray(bonuses[reached] * fraction, dtype=np.float64)
+
+
+def reward_terms(*, action: ArrayLike, was_flat: ArrayLike,
+                 strong_call_setup: ArrayLike = False, strong_put_setup: ArrayLike = False,
+                 extension_atr: ArrayLike = 0.0, closed_contracts: ArrayLike = 0,
+                 entry_price: ArrayLike = np.nan, exit_price: ArrayLike = np.nan,
+                 entry_contracts: ArrayLike = 1, stop_fired: ArrayLike = False,
+                 config: RewardConfig = DEFAULT_REWARD_CONFIG,
+                 premium_config: PremiumModelConfig = DEFAULT_PREMIUM_CONFIG) -> dict[str, FloatArray]:
+    """Every reward term of one step for N environments, plus their ``total``.
+
+    ``action``: the action taken; ``was_flat``: flat before it. ``extension_atr``: (close - EMA) / ATR,
+    signed. ``closed_contracts`` were sold this step (trim, exit, stop or flatten) at ``exit_price``
+    (the bid) out of ``entry_contracts`` bought at ``entry_price`` (the ask). ``stop_fired``: the
+    -15% stop closed the position this step.
+    """
+    act = np.atleast_1d(np.asarray(action, dtype=np.int64))
+    flat = _b(was_flat)
+    call_setup, put_setup = _b(strong_call_setup), _b(strong_put_setup)
+    extension = _f(extension_atr)
+    bought_call = flat & (act == Action.BUY_CALL)
+    bought_put = flat & (act == Action.BUY_PUT)
+    held_flat = flat & (act == Action.HOLD)
+    chase = (bought_call & (extension >= config.chase_threshold_atr)) | \
+            (bought_put & (extension <= -config.chase_threshold_atr))
+    terms = {
+        "pnl": realised_pnl_term(closed_contracts, entry_price, exit_price, entry_contracts, config,
+                                 premium_config),
+        "scalp_tier": scalp_tier_bonus(closed_contracts, entry_price, exit_price, entry_contracts, config),
+        "good_buy": np.where(bought_call & call_setup, config.good_buy_call_bonus, 0.0)
+        + np.where(bought_put & put_setup, config.good_buy_put_bonus, 0.0),
+        "missed_opportunity": np.where(held_flat & (call_setup | put_setup),
+                                       config.missed_opportunity_penalty, 0.0),
+        "bad_chase": np.where(chase, config.bad_chase_penalty, 0.0),
+        "hold_tax": np.where(held_flat, config.hold_tax, 0.0),
+        "stop_loss": np.where(_b(stop_fired), config.stop_loss_penalty, 0.0),
+    }
+    shape = np.broadcast_shapes(*(np.shape(v) for v in terms.values()))
+    out = {name: np.broadcast_to(np.asarray(v, dtype=np.float64), shape).copy() for name, v in terms.items()}
+    out["total"] = np.sum([out[name] for name in REWARD_TERMS], axis=0)
+    return out
+
+
+def total_reward(**kwargs: Any) -> FloatArray:
+    """Just the ``total`` of :func:`reward_terms` (same arguments)."""
+    return reward_terms(**kwargs)["total"]
