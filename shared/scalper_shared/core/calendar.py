@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 
 from scalper_shared.schema.messages import Session
@@ -109,12 +110,30 @@ def classify_many(starts: pd.DatetimeIndex) -> list[Session | None]:
     """Vectorised :func:`classify` for a UTC ``DatetimeIndex`` (bulk file imports)."""
     if starts.tz is None:
         raise ValueError("starts must be timezone-aware")
-    local_dates = starts.tz_convert(NEW_YORK).date
-    out: list[Session | None] = []
-    cache: dict[date, TradingDay | None] = {}
-    for ts, day in zip(starts.to_pydatetime(), local_dates, strict=True):
-        if day not in cache:
-            cache[day] = trading_day(day)
-        session = cache[day]
-        out.append(None if session is None else session.session_of(ts))
-    return out
+    return [_CODE_TO_SESSION[int(code)] for code in session_codes(starts)]
+
+
+_CODE_TO_SESSION: dict[int, Session | None] = {0: None, 1: Session.PRE, 2: Session.REGULAR, 3: Session.POST}
+
+
+def session_codes(starts: pd.DatetimeIndex) -> np.ndarray:
+    """Session of each start as a code: 0 none, 1 pre, 2 regular, 3 post (one comparison per day)."""
+    values = starts.tz_convert(UTC).as_unit("ns").asi8
+    local_ns = starts.tz_convert(NEW_YORK).tz_localize(None).as_unit("ns").asi8
+    day_numbers, inverse = np.unique(local_ns // _NS_PER_DAY, return_inverse=True)
+    bounds = np.full((len(day_numbers), 4), np.iinfo(np.int64).max, dtype=np.int64)
+    for i, day_number in enumerate(day_numbers):
+        session = trading_day(_EPOCH + timedelta(days=int(day_number)))
+        if session is not None:
+            bounds[i] = [pd.Timestamp(b).value for b in
+                         (session.pre_open, session.open, session.close, session.post_close)]
+    row_bounds = bounds[inverse]
+    codes = np.zeros(len(values), dtype=np.int8)
+    for code in (1, 2, 3):
+        inside = (values >= row_bounds[:, code - 1]) & (values < row_bounds[:, code])
+        codes[inside] = code
+    return codes
+
+
+_NS_PER_DAY = 86_400 * 10**9
+_EPOCH = date(1970, 1, 1)
