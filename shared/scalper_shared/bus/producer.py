@@ -1,0 +1,96 @@
+"""Append envelopes to a Redis stream, trimmed with ``MAXLEN ~``, watching that trimming loses nothing.
+
+Trimming drops the oldest entries whether or not a group has processed them. Before it trims, the
+producer checks (at most every ``trim_check_interval_s``) each group's unprocessed work
+(lag + pending) plus the entries it is about to add; when that reaches ``trim_warn_ratio`` of
+``maxlen`` it logs a warning and counts it
+(``scalper_bus_trim_risk_warnings_total``); ``scalper_bus_trim_risk_ratio`` always shows the ratio.
+Size ``maxlen`` so that the slowest group's backlog stays well below it. Entries that were trimmed
+while pending are counted by the consumer (``scalper_bus_trimmed_unprocessed_total``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+import redis
+
+from scalper_shared.bus import metrics
+from scalper_shared.bus.groups import GroupBacklog, stream_backlogs, text
+from scalper_shared.schema import CODEC, Codec, Envelope
+
+logger = logging.getLogger(__name__)
+
+ENVELOPE_FIELD = "envelope"
+PIPELINE_CHUNK = 1000
+
+
+class StreamProducer:
+    """Publishes envelopes to ``prefix + stream`` (a name from ``scalper_shared.schema.streams``)."""
+
+    def __init__(
+        self,
+        redis_client: redis.Redis,
+        stream: str,
+        *,
+        maxlen: int,
+        prefix: str = "",
+        codec: Codec = CODEC,
+        trim_check_interval_s: float = 5.0,
+        trim_warn_ratio: float = 0.8,
+    ) -> None:
+        if maxlen <= 0:
+            raise ValueError(f"maxlen must be positive, got {maxlen}")
+        self.key = prefix + stream
+        self.maxlen = maxlen
+        self._redis = redis_client
+        self._codec = codec
+        self._check_interval_s = trim_check_interval_s
+        self._warn_ratio = trim_warn_ratio
+        self._next_check = 0.0
+
+    def publish(self, envelope: Envelope) -> str:
+        """XADD one envelope; returns the entry id."""
+        self._maybe_check_trim_risk(1)
+        entry_id = self._redis.xadd(self.key, {ENVELOPE_FIELD: self._codec.encode(envelope)},
+                                    maxlen=self.maxlen, approximate=True)
+        metrics.PUBLISHED.labels(self.key).inc()
+        return text(entry_id)
+
+    def publish_many(self, envelopes: Iterable[Envelope]) -> list[str]:
+        """XADD many envelopes in pipelined round trips (not atomic); returns the ids in order."""
+        encoded = [self._codec.encode(envelope) for envelope in envelopes]
+        self._maybe_check_trim_risk(len(encoded))
+        ids: list[str] = []
+        for start in range(0, len(encoded), PIPELINE_CHUNK):
+            pipe = self._redis.pipeline(transaction=False)
+            for data in encoded[start:start + PIPELINE_CHUNK]:
+                pipe.xadd(self.key, {ENVELOPE_FIELD: data}, maxlen=self.maxlen, approximate=True)
+            ids.extend(text(entry_id) for entry_id in pipe.execute())
+        metrics.PUBLISHED.labels(self.key).inc(len(ids))
+        return ids
+
+    def check_trim_risk(self, incoming: int = 0) -> list[GroupBacklog]:
+        """Export each group's unprocessed/maxlen ratio; warn for the groups whose backlog plus
+        ``incoming`` new entries reaches ``trim_warn_ratio`` of maxlen. Returns those groups."""
+        at_risk = []
+        for backlog in stream_backlogs(self._redis, self.key):
+            metrics.TRIM_RISK_RATIO.labels(self.key, backlog.group).set(backlog.unprocessed / self.maxlen)
+            projected = backlog.unprocessed + incoming
+            if projected >= self._warn_ratio * self.maxlen:
+                at_risk.append(backlog)
+                metrics.TRIM_RISK_WARNINGS.labels(self.key, backlog.group).inc()
+                logger.warning(
+                    "stream %s group %s has %s unprocessed entries (lag %s, pending %s) and %s more are "
+                    "coming, %.0f%% of MAXLEN %s: trimming will drop unread work unless it catches up",
+                    self.key, backlog.group, backlog.unprocessed, backlog.lag, backlog.pending, incoming,
+                    100 * projected / self.maxlen, self.maxlen)
+        return at_risk
+
+    def _maybe_check_trim_risk(self, incoming: int) -> None:
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + self._check_interval_s
+            self.check_trim_risk(incoming)
