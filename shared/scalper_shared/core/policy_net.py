@@ -7,6 +7,7 @@ masked logits are replaced by -1e8 before the softmax, deterministic actions are
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,9 +15,13 @@ import numpy as np
 import numpy.typing as npt
 
 MASKED_LOGIT = -1e8  # sb3_contrib MaskableCategorical's HUGE_NEG
-ACTIVATIONS = {
+def _relu(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    return np.maximum(x, 0.0)
+
+
+ACTIVATIONS: dict[str, Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]]] = {
     "tanh": np.tanh,
-    "relu": lambda x: np.maximum(x, 0.0),
+    "relu": _relu,
 }
 
 FloatArray = npt.NDArray[np.float64]
@@ -91,7 +96,8 @@ class NumpyPolicy:
         for i, (weight, bias) in enumerate(self.hidden):
             arrays[f"hidden{i}_w"], arrays[f"hidden{i}_b"] = weight, bias
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, activation=np.array(self.activation), n_hidden=np.array(len(self.hidden)), **arrays)
+        np.savez(tmp, activation=np.array(self.activation), n_hidden=np.array(len(self.hidden)),
+                 **arrays)  # type: ignore[arg-type]
         tmp.replace(path)
 
     @classmethod

@@ -53,8 +53,8 @@ class Codec:
         if not isinstance(doc, dict):
             raise DecodeError("envelope must be a JSON object")
         type_name, version = doc.get("type"), doc.get("version")
-        cls = self._types.get(type_name)  # type: ignore[arg-type]
-        if cls is None:
+        cls = self._types.get(type_name) if isinstance(type_name, str) else None
+        if cls is None or not isinstance(type_name, str):
             raise DecodeError(f"unknown message type {type_name!r}")
         if not isinstance(version, int) or version < 1 or version > cls.VERSION:
             raise DecodeError(f"{type_name}: unsupported version {version!r} (current {cls.VERSION})")
