@@ -67,3 +67,12 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"real bars expected at {SHARED_DATA} (../shared/data beside the repo)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def migrated_database_url(database_url: str) -> str:
+    """The ``database_url`` fresh database with every Alembic migration applied."""
+    from scalper_shared.db import migrate
+
+    migrate(database_url)
+    return database_url

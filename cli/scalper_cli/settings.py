@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from scalper_shared.settings import ServiceSettings
 
@@ -36,6 +36,11 @@ class StackSettings(ServiceSettings):
                                      description="Port of the embedded Redis (0: a free port)")
     probe_timeout_s: float = Field(2.0, gt=0, validation_alias="SCALPER_PROBE_TIMEOUT_S",
                                    description="Timeout of one infrastructure or HTTP probe")
+
+    @field_validator("var_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
 
     @property
     def log_dir(self) -> Path:

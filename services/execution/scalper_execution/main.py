@@ -1,22 +1,80 @@
-"""Entrypoint: settings, logging and connections, then the service app until SIGTERM."""
+"""Entrypoint: settings, logging and connections, then the consumers, the reconciler and the API."""
 
 from __future__ import annotations
 
-from scalper_shared.runtime import build_service_app, configure_logging, serve
-from scalper_shared.runtime.bootstrap import connect
-from scalper_shared.settings import load_settings
+import logging
+import os
+import socket
+import time
 
+from fastapi import FastAPI
+
+from scalper_shared.bus import ConsumerConfig, ConsumerRunner, StreamProducer
+from scalper_shared.clock import SystemClock, uuid_ids
+from scalper_shared.core.premium import DEFAULT_PREMIUM_CONFIG
+from scalper_shared.core.ratelimit import RateLimit
+from scalper_shared.db import make_engine, migrate
+from scalper_shared.runtime import build_service_app, configure_logging, serve
+from scalper_shared.runtime.api_security import install_api_security
+from scalper_shared.runtime.app import ThreadWorker
+from scalper_shared.runtime.bootstrap import connect
+from scalper_shared.schema import streams
+from scalper_shared.settings import load_settings
+from scalper_execution.api import install_routes
+from scalper_execution.brokers.paper import PaperBroker, PaperBrokerConfig
+from scalper_execution.engine import ExecutionConfig, ExecutionEngine
+from scalper_execution.service import ExecutionService, StreamPublisher
 from scalper_execution.settings import ExecutionSettings
+from scalper_execution.store import Store
 
 SERVICE = "execution"
+GROUP = "execution"
+logger = logging.getLogger(__name__)
+
+
+def build_service(settings: ExecutionSettings) -> tuple[ExecutionService, list[ThreadWorker], dict]:
+    """The service, its background workers (two consumers and the reconciler) and readiness checks."""
+    connections = connect(settings)
+    database = make_engine(settings.database_url)
+    migrate(database)
+    clock = SystemClock()
+    engine = ExecutionEngine(settings.risk_config, DEFAULT_PREMIUM_CONFIG, clock, time.monotonic,
+                             ExecutionConfig(settings.contracts_per_entry, RateLimit.parse(settings.order_rate_limit)))
+    broker = PaperBroker(database, engine.quote_option, clock, DEFAULT_PREMIUM_CONFIG,
+                         PaperBrokerConfig(deterministic=settings.paper_deterministic,
+                                           latency_ms=settings.paper_latency_ms,
+                                           slippage_ticks=settings.paper_slippage_ticks))
+    producers = {name: StreamProducer(connections.redis, name, maxlen=settings.stream_maxlen,
+                                      prefix=settings.stream_prefix)
+                 for name in (streams.ORDERS_EVENTS, streams.POSITIONS_STATE)}
+    publisher = StreamPublisher(producers[streams.ORDERS_EVENTS], producers[streams.POSITIONS_STATE], clock,
+                                uuid_ids)
+    service = ExecutionService(engine, Store(database), broker, publisher, clock, uuid_ids)
+    service.restore()
+    service.reconcile()
+    config = ConsumerConfig.from_settings(settings)
+    consumer = f"{socket.gethostname()}-{os.getpid()}"
+    workers = [
+        ConsumerRunner(connections.redis, streams.MD_BARS, GROUP, consumer, service.handle_bars, config=config,
+                       prefix=settings.stream_prefix).as_worker(),
+        ConsumerRunner(connections.redis, streams.POLICY_DECISIONS, GROUP, consumer, service.handle_decisions,
+                       config=config, prefix=settings.stream_prefix).as_worker(),
+        ThreadWorker("reconciler", lambda stop: service.run_reconciler(settings.reconcile_interval_ms / 1000, stop)),
+    ]
+    return service, workers, connections.readiness_checks()
+
+
+def build_app(settings: ExecutionSettings) -> FastAPI:
+    service, workers, checks = build_service(settings)
+    app = build_service_app(SERVICE, checks=checks, workers=workers)
+    install_routes(app, service, install_api_security(app, settings))
+    return app
 
 
 def main() -> None:
     settings = load_settings(ExecutionSettings)
     configure_logging(SERVICE, settings.log_level, settings.log_format)
-    connections = connect(settings)
-    app = build_service_app(SERVICE, checks=connections.readiness_checks())
-    serve(app, settings.http_host, settings.http_port)
+    serve(build_app(settings), settings.http_host, settings.http_port)
 
 
 if __name__ == "__main__":

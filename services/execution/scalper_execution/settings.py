@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
 
+from pydantic import Field, field_validator
+
+from scalper_shared.core.ratelimit import RateLimit
+from scalper_shared.core.risk import RiskConfig
+from scalper_shared.runtime.api_security import ApiSettingsMixin
 from scalper_shared.settings import ServiceSettings
 
 
-class ExecutionSettings(ServiceSettings):
+class ExecutionSettings(ServiceSettings, ApiSettingsMixin):
     http_port: int = Field(8003, ge=1, le=65535, validation_alias="EXECUTION_HTTP_PORT")
+    broker: Literal["paper"] = Field("paper", validation_alias="EXECUTION_BROKER",
+                                     description="Where orders go (the live adapter is not built yet)")
+    contracts_per_entry: int = Field(1, gt=0, validation_alias="EXECUTION_CONTRACTS_PER_ENTRY")
+    order_rate_limit: str = Field("100/1s", validation_alias="EXECUTION_ORDER_RATE_LIMIT")
+    risk_config: RiskConfig = Field(default_factory=RiskConfig, validation_alias="EXECUTION_RISK_CONFIG",
+                                    description="JSON of RiskConfig fields; unset fields keep their defaults")
+    reconcile_interval_ms: int = Field(250, gt=0, validation_alias="EXECUTION_RECONCILE_INTERVAL_MS")
+    paper_deterministic: bool = Field(True, validation_alias="PAPER_DETERMINISTIC")
+    paper_latency_ms: int = Field(0, ge=0, validation_alias="PAPER_LATENCY_MS")
+    paper_slippage_ticks: int = Field(0, ge=0, validation_alias="PAPER_SLIPPAGE_TICKS")
+
+    @field_validator("order_rate_limit")
+    @classmethod
+    def _valid_rate(cls, value: str) -> str:
+        RateLimit.parse(value)
+        return value

@@ -1,21 +1,46 @@
-"""Entrypoint: settings, logging and connections, then the service app until SIGTERM."""
+"""Entrypoint: settings, logging and connections, then the service app until SIGTERM.
+
+Workers: the md.bars consumer (group ``FEATURES_CONSUMER_GROUP``) handing batches to the
+:class:`FeaturePipeline`, and a flusher processing minutes whose wait expired. The database is
+migrated and the state recovered before the consumer starts.
+"""
 
 from __future__ import annotations
 
-from scalper_shared.runtime import build_service_app, configure_logging, serve
-from scalper_shared.runtime.bootstrap import connect
-from scalper_shared.settings import load_settings
+import logging
+import socket
 
+from scalper_shared.bus import ConsumerConfig, ConsumerRunner, StreamProducer
+from scalper_shared.clock import SystemClock
+from scalper_shared.db import migrate
+from scalper_shared.runtime import build_service_app, configure_logging, serve
+from scalper_shared.runtime.app import ThreadWorker
+from scalper_shared.runtime.bootstrap import connect
+from scalper_shared.schema import streams
+from scalper_shared.settings import load_settings
+from scalper_features.pipeline import FeaturePipeline
 from scalper_features.settings import FeaturesSettings
 
 SERVICE = "features"
+logger = logging.getLogger(__name__)
 
 
 def main() -> None:
     settings = load_settings(FeaturesSettings)
     configure_logging(SERVICE, settings.log_level, settings.log_format)
     connections = connect(settings)
-    app = build_service_app(SERVICE, checks=connections.readiness_checks())
+    migrate(connections.engine)
+    producer = StreamProducer(connections.redis, streams.FEATURES_VECTORS, maxlen=settings.stream_maxlen,
+                              prefix=settings.stream_prefix)
+    pipeline = FeaturePipeline(settings.symbol_list, connections.engine, producer, SystemClock(),
+                               wait_s=settings.minute_wait_s)
+    pipeline.recover()
+    runner = ConsumerRunner(connections.redis, streams.MD_BARS, settings.consumer_group,
+                            f"{socket.gethostname()}-features", pipeline.handle,
+                            config=ConsumerConfig.from_settings(settings), prefix=settings.stream_prefix)
+    workers = [runner.as_worker(), ThreadWorker("features:flusher", pipeline.run_flusher)]
+    logger.info("features service for %s (group %s)", settings.symbols, settings.consumer_group)
+    app = build_service_app(SERVICE, checks=connections.readiness_checks(), workers=workers)
     serve(app, settings.http_host, settings.http_port)
 
 

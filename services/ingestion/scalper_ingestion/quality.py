@@ -18,6 +18,7 @@ from scalper_ingestion.sources.base import BAR_COLUMNS, PRICE_COLUMNS, conform_b
 logger = logging.getLogger(__name__)
 
 MISSING_SYMBOL = "missing_symbol"
+INVALID_SYMBOL = "invalid_symbol"
 INVALID_TIMESTAMP = "invalid_timestamp"
 NON_FINITE_PRICE = "non_finite_price"
 NON_POSITIVE_PRICE = "non_positive_price"
@@ -32,11 +33,12 @@ OFF_CALENDAR = "off_calendar"
 CONFLICTING_DUPLICATE = "conflicting_duplicate"
 
 REASONS: tuple[str, ...] = (
-    MISSING_SYMBOL, INVALID_TIMESTAMP, NON_FINITE_PRICE, NON_POSITIVE_PRICE, HIGH_BELOW_LOW,
+    MISSING_SYMBOL, INVALID_SYMBOL, INVALID_TIMESTAMP, NON_FINITE_PRICE, NON_POSITIVE_PRICE, HIGH_BELOW_LOW,
     OPEN_CLOSE_OUTSIDE_RANGE, NOT_ON_MINUTE, NEGATIVE_VOLUME, NON_FINITE_VOLUME, INVALID_VWAP,
     NEGATIVE_TRADE_COUNT, OFF_CALENDAR, CONFLICTING_DUPLICATE,
 )
 KEY = ["symbol", "start"]
+SYMBOL_PATTERN = r"^[A-Z0-9:.]{1,16}$"  # the wire schema's Symbol (scalper_shared.schema.messages)
 
 
 def _row_rules(bars: pd.DataFrame) -> list[tuple[str, pd.Series]]:
@@ -47,6 +49,7 @@ def _row_rules(bars: pd.DataFrame) -> list[tuple[str, pd.Series]]:
     starts = bars["start"]
     return [
         (MISSING_SYMBOL, symbol.isna() | (symbol.astype(str).str.strip() == "")),
+        (INVALID_SYMBOL, ~symbol.astype(str).str.fullmatch(SYMBOL_PATTERN)),
         (INVALID_TIMESTAMP, starts.isna()),
         (NON_FINITE_PRICE, ~np.isfinite(prices).all(axis=1)),
         (NON_POSITIVE_PRICE, (prices <= 0).any(axis=1)),

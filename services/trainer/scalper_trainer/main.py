@@ -1,7 +1,10 @@
 """Entrypoint: an RQ worker on queue ``training`` (JSON serializer) with a health/metrics server.
 
-RQ owns the main thread (it handles SIGTERM as a warm shutdown: the running job finishes its
-current checkpoint interval); the HTTP server runs in a daemon thread beside it.
+torch, sb3 and the job code are imported here, once per worker: RQ forks a work-horse per job and
+the horse inherits them. RQ owns the main thread (SIGTERM is a warm shutdown: the running job
+goes on to its end); the HTTP server runs in a daemon thread beside it. A job whose worker died
+(SIGKILL, lost host) is retried by RQ's maintenance once its heartbeat expires, and resumes from
+its last checkpoint.
 """
 
 from __future__ import annotations
@@ -12,14 +15,15 @@ import threading
 from rq import Queue, Worker
 from rq.serializers import JSONSerializer
 
+from scalper_shared.db import migrate
 from scalper_shared.runtime import build_service_app, configure_logging
 from scalper_shared.runtime.bootstrap import connect
+from scalper_shared.schema.training import TRAINING_QUEUE
 from scalper_shared.settings import load_settings
 
 from scalper_trainer.settings import TrainerSettings
 
 SERVICE = "trainer"
-TRAINING_QUEUE = "training"
 logger = logging.getLogger(__name__)
 
 
@@ -31,14 +35,29 @@ def _serve_in_thread(app: object, host: str, port: int) -> None:
     threading.Thread(target=server.run, name="health-http", daemon=True).start()
 
 
+def preload_training(settings: TrainerSettings) -> None:
+    """Import torch and the job module once, before RQ forks work-horses."""
+    import torch
+
+    import scalper_trainer.jobs  # noqa: F401
+
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    logger.info("torch %s loaded (%d threads, cuda available: %s)", torch.__version__,
+                torch.get_num_threads(), torch.cuda.is_available())
+
+
 def main() -> None:
     settings = load_settings(TrainerSettings)
     configure_logging(SERVICE, settings.log_level, settings.log_format)
     connections = connect(settings)
+    migrate(connections.engine)
+    preload_training(settings)
     _serve_in_thread(build_service_app(SERVICE, checks=connections.readiness_checks()),
                      settings.http_host, settings.http_port)
     queue = Queue(TRAINING_QUEUE, connection=connections.redis, serializer=JSONSerializer)
-    worker = Worker([queue], connection=connections.redis, serializer=JSONSerializer)
+    worker = Worker([queue], connection=connections.redis, serializer=JSONSerializer,
+                    job_monitoring_interval=settings.job_monitoring_interval_s)
     logger.info("trainer worker %s listening on queue %s", worker.name, TRAINING_QUEUE)
     worker.work(with_scheduler=False)
 

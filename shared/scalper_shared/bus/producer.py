@@ -26,6 +26,14 @@ logger = logging.getLogger(__name__)
 ENVELOPE_FIELD = "envelope"
 PIPELINE_CHUNK = 1000
 
+# SET claim NX EX ttl, and only when that claimed it, XADD MAXLEN ~: one atomic "publish once".
+_PUBLISH_ONCE = """
+if redis.call('SET', KEYS[2], ARGV[3], 'NX', 'EX', ARGV[4]) then
+  return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', ARGV[2], ARGV[5])
+end
+return false
+"""
+
 
 class StreamProducer:
     """Publishes envelopes to ``prefix + stream`` (a name from ``scalper_shared.schema.streams``)."""
@@ -59,9 +67,26 @@ class StreamProducer:
         metrics.PUBLISHED.labels(self.key).inc()
         return text(entry_id)
 
+    def publish_once(self, envelope: Envelope, claim_key: str, ttl_s: int) -> str | None:
+        """XADD ``envelope`` unless ``claim_key`` exists; claiming the key and appending are one atomic
+        step (a Lua script), so a redelivered input publishes nothing twice. Returns the entry id, or
+        None when the key was already claimed. ``claim_key`` is used as given (add the prefix)."""
+        if ttl_s <= 0:
+            raise ValueError(f"ttl_s must be positive, got {ttl_s}")
+        self._maybe_check_trim_risk(1)
+        entry_id = self._redis.eval(_PUBLISH_ONCE, 2, self.key, claim_key, self.maxlen, ENVELOPE_FIELD,
+                                    envelope.id, ttl_s, self._codec.encode(envelope))
+        if entry_id is None:
+            return None
+        metrics.PUBLISHED.labels(self.key).inc()
+        return text(entry_id)
+
     def publish_many(self, envelopes: Iterable[Envelope]) -> list[str]:
         """XADD many envelopes in pipelined round trips (not atomic); returns the ids in order."""
-        encoded = [self._codec.encode(envelope) for envelope in envelopes]
+        return self.publish_encoded([self._codec.encode(envelope) for envelope in envelopes])
+
+    def publish_encoded(self, encoded: list[bytes]) -> list[str]:
+        """XADD envelopes already encoded by the codec (or byte-identical to it), like ``publish_many``."""
         self._maybe_check_trim_risk(len(encoded))
         ids: list[str] = []
         for start in range(0, len(encoded), PIPELINE_CHUNK):

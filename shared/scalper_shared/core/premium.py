@@ -18,6 +18,7 @@ Conventions (see ``docs/premium-and-risk.md``):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -213,8 +214,41 @@ def option_spec(symbol: str, config: PremiumModelConfig = DEFAULT_PREMIUM_CONFIG
         raise ValueError(f"no option spec for symbol {symbol!r}; known: {sorted(config.symbols)}") from None
 
 
-def _spec_field(symbol: str | Sequence[str], name: str, config: PremiumModelConfig) -> FloatArray:
+@dataclass(frozen=True, slots=True)
+class SymbolSpecArrays:
+    """Option specs looked up once, one row per position (N environments on mixed underlyings).
+
+    Pass it wherever a function takes ``symbol``: the hot path of a vectorised environment then skips
+    the per-call symbol lookup. Build it with :func:`symbol_spec_arrays`; :meth:`take` selects rows.
+    """
+
+    strike_step: FloatArray
+    tick_below: FloatArray
+    tick_above: FloatArray
+    tick_threshold: FloatArray
+    spread_pct: FloatArray
+    min_spread: FloatArray
+
+    def take(self, rows: ArrayLike) -> SymbolSpecArrays:
+        return SymbolSpecArrays(*(np.asarray(getattr(self, f))[rows] for f in _SPEC_FIELDS))
+
+
+_SPEC_FIELDS = ("strike_step", "tick_below", "tick_above", "tick_threshold", "spread_pct", "min_spread")
+SymbolLike = str | Sequence[str] | SymbolSpecArrays
+
+
+def symbol_spec_arrays(symbols: Sequence[str],
+                       config: PremiumModelConfig = DEFAULT_PREMIUM_CONFIG) -> SymbolSpecArrays:
+    """The spec of each of ``symbols`` as per-row arrays (a ``ValueError`` for an unknown symbol)."""
+    specs = [option_spec(s, config) for s in symbols]
+    return SymbolSpecArrays(*(np.array([getattr(sp, f) for sp in specs], dtype=np.float64)
+                              for f in _SPEC_FIELDS))
+
+
+def _spec_field(symbol: SymbolLike, name: str, config: PremiumModelConfig) -> FloatArray:
     """One spec field per symbol (a scalar for one symbol); each distinct symbol is looked up once."""
+    if isinstance(symbol, SymbolSpecArrays):
+        return np.asarray(getattr(symbol, name))
     if isinstance(symbol, str):
         return np.asarray(getattr(option_spec(symbol, config), name), dtype=np.float64)
     distinct, rows = np.unique(np.asarray(symbol, dtype=str), return_inverse=True)
@@ -222,14 +256,14 @@ def _spec_field(symbol: str | Sequence[str], name: str, config: PremiumModelConf
     return values[rows.reshape(-1)]
 
 
-def atm_strike(symbol: str | Sequence[str], spot: ArrayLike,
+def atm_strike(symbol: SymbolLike, spot: ArrayLike,
                config: PremiumModelConfig = DEFAULT_PREMIUM_CONFIG) -> Any:
     """The grid strike nearest ``spot`` (halfway rounds up): SPY/QQQ $1, SPX $5."""
     step = _spec_field(symbol, "strike_step", config)
     return _out(np.floor(np.asarray(spot, dtype=np.float64) / step + 0.5) * step)
 
 
-def tick_size(symbol: str | Sequence[str], price: ArrayLike,
+def tick_size(symbol: SymbolLike, price: ArrayLike,
               config: PremiumModelConfig = DEFAULT_PREMIUM_CONFIG) -> Any:
     """Minimum price increment at ``price``."""
     below = _spec_field(symbol, "tick_below", config)
@@ -238,7 +272,7 @@ def tick_size(symbol: str | Sequence[str], price: ArrayLike,
     return _out(np.asarray(np.where(np.asarray(price, dtype=np.float64) < threshold, below, above)))
 
 
-def spread_quote(symbol: str | Sequence[str], mid: ArrayLike,
+def spread_quote(symbol: SymbolLike, mid: ArrayLike,
                  config: PremiumModelConfig = DEFAULT_PREMIUM_CONFIG) -> tuple[Any, Any]:
     """(bid, ask) on the tick grid around ``mid`` with ``bid <= mid <= ask``.
 
@@ -257,7 +291,7 @@ def spread_quote(symbol: str | Sequence[str], mid: ArrayLike,
     return _out(np.round(bid, 4)), _out(np.round(ask, 4))
 
 
-def quote(symbol: str | Sequence[str], spot: ArrayLike, strike: ArrayLike,
+def quote(symbol: SymbolLike, spot: ArrayLike, strike: ArrayLike,
           right: OptionRight | str | ArrayLike, minutes_to_close: ArrayLike,
           realised_vol: ArrayLike, minute_of_day: ArrayLike,
           config: PremiumModelConfig = DEFAULT_PREMIUM_CONFIG) -> tuple[Any, Any, Any]:
@@ -269,6 +303,14 @@ def quote(symbol: str | Sequence[str], spot: ArrayLike, strike: ArrayLike,
     """
     vol = implied_vol(realised_vol, minute_of_day, config)
     t_years = time_to_expiry_years(minutes_to_close, config)
+    return quote_at_vol(symbol, spot, strike, right, t_years, vol, config)
+
+
+def quote_at_vol(symbol: SymbolLike, spot: ArrayLike, strike: ArrayLike,
+                 right: OptionRight | str | ArrayLike, t_years: ArrayLike, vol: ArrayLike,
+                 config: PremiumModelConfig = DEFAULT_PREMIUM_CONFIG) -> tuple[Any, Any, Any]:
+    """:func:`quote` from an already modelled implied ``vol`` and ``t_years`` (:func:`implied_vol`,
+    :func:`time_to_expiry_years`): a training environment computes those once per bar."""
     mid = np.asarray(bs_price(spot, strike, t_years, vol, right, config.rate), dtype=np.float64)
     bid, ask = spread_quote(symbol, mid, config)
     return bid, _out(mid), ask

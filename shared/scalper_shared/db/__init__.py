@@ -8,7 +8,7 @@ newest schema (services call it at start; concurrent callers serialise on an adv
 
 from scalper_shared.db.engine import make_engine
 from scalper_shared.db.migrate import current_revision, downgrade, head_revision, migrate
-from scalper_shared.db.models import Base, BarRow, bars
+from scalper_shared.db.models import BarRow, Base, bars
 from scalper_shared.db.upsert import DuplicateKeyError, UpsertResult, bulk_upsert
 
 __all__ = [

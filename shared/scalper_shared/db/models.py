@@ -6,9 +6,24 @@ model here plus a new revision, never an edit of an applied revision.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, DateTime, Double, Integer, MetaData, Table, Text, func
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -31,7 +46,7 @@ class BarRow(Base):
 
     ``volume``, ``vwap`` and ``trade_count`` are NULL when the source has none (index bars such as
     SPX have no volume: NULL, never 0). ``ingested_at`` is set once; ``updated_at`` moves whenever an
-    upsert changes the bar.
+    upsert changes the bar. ``symbol`` sorts bytewise (collation "C") on every server.
     """
 
     __tablename__ = "bars"
@@ -43,7 +58,7 @@ class BarRow(Base):
         CheckConstraint(f"session IN {SESSIONS!r}", name="session_known"),
     )
 
-    symbol: Mapped[str] = mapped_column(Text, primary_key=True)
+    symbol: Mapped[str] = mapped_column(Text(collation="C"), primary_key=True)
     start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     open: Mapped[float] = mapped_column(Double)
     high: Mapped[float] = mapped_column(Double)
@@ -59,3 +74,257 @@ class BarRow(Base):
 
 
 bars: Table = BarRow.__table__  # type: ignore[assignment]
+
+
+# ---------------------------------------------------------------------------------------------
+# Execution service (revision 'exec0001'): orders, fills, positions, trades, day P&L, risk events,
+# and the paper broker's own book (the simulated venue, kept apart from what execution believes).
+
+ORDER_STATUSES = ("submitted", "accepted", "partially_filled", "filled", "canceled", "rejected")
+
+
+class OrderRow(Base):
+    """One order, written (status ``submitted``) before it is sent; ``client_order_id`` is unique."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint(f"status IN {ORDER_STATUSES!r}", name="status_known"),
+        CheckConstraint("side IN ('buy', 'sell')", name="side_known"),
+        CheckConstraint("contracts > 0 AND filled_contracts BETWEEN 0 AND contracts", name="contracts_valid"),
+    )
+
+    client_order_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    broker_order_id: Mapped[str | None] = mapped_column(Text)
+    trade_id: Mapped[str] = mapped_column(Text, index=True)
+    symbol: Mapped[str] = mapped_column(Text)
+    option_symbol: Mapped[str] = mapped_column(Text)
+    option_right: Mapped[str] = mapped_column(Text)
+    side: Mapped[str] = mapped_column(Text)
+    contracts: Mapped[int] = mapped_column(Integer)
+    filled_contracts: Mapped[int] = mapped_column(Integer, server_default="0")
+    avg_fill_price: Mapped[float | None] = mapped_column(Double)
+    status: Mapped[str] = mapped_column(Text, index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    decision_id: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[str] = mapped_column(Text, server_default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class FillRow(Base):
+    """One execution of an order; ``fill_id`` (the broker's) is unique, so a replayed fill adds nothing."""
+
+    __tablename__ = "fills"
+
+    fill_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    client_order_id: Mapped[str] = mapped_column(Text, ForeignKey("orders.client_order_id"), index=True)
+    contracts: Mapped[int] = mapped_column(Integer)
+    price: Mapped[float] = mapped_column(Double)
+    commission: Mapped[float] = mapped_column(Double)
+    filled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TradeRow(Base):
+    """One position from entry to flat (``trade_id`` = the entry's client order id) and its net P&L."""
+
+    __tablename__ = "trades"
+
+    trade_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    symbol: Mapped[str] = mapped_column(Text)
+    option_symbol: Mapped[str] = mapped_column(Text)
+    option_right: Mapped[str] = mapped_column(Text)
+    contracts_open: Mapped[int] = mapped_column(Integer)
+    contracts_bought: Mapped[int] = mapped_column(Integer)
+    avg_premium: Mapped[float] = mapped_column(Double)
+    mark_bid: Mapped[float] = mapped_column(Double)
+    tiers_hit: Mapped[int] = mapped_column(Integer)
+    realised_pnl: Mapped[float] = mapped_column(Double)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    exit_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class DailyPnlRow(Base):
+    __tablename__ = "daily_pnl"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    trades: Mapped[int] = mapped_column(Integer)
+    realised_pnl: Mapped[float] = mapped_column(Double)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RiskEventRow(Base):
+    """Every denial (``kind='denied'``, keyed by its client order id) and trading-state change."""
+
+    __tablename__ = "risk_events"
+
+    event_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    kind: Mapped[str] = mapped_column(Text)
+    symbol: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str] = mapped_column(Text, server_default="")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class RiskStateRow(Base):
+    """The trading state (one row, ``id = 1``)."""
+
+    __tablename__ = "risk_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trading_state: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PaperOrderRow(Base):
+    """The paper broker's book: what the simulated venue accepted, with the quote it fills at."""
+
+    __tablename__ = "paper_orders"
+
+    client_order_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    broker_order_id: Mapped[str] = mapped_column(Text, unique=True)
+    option_symbol: Mapped[str] = mapped_column(Text)
+    side: Mapped[str] = mapped_column(Text)
+    contracts: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(Text)
+    fill_price: Mapped[float] = mapped_column(Double)
+    quote_as_of: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    fill_due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class PaperFillRow(Base):
+    __tablename__ = "paper_fills"
+
+    fill_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    client_order_id: Mapped[str] = mapped_column(Text, ForeignKey("paper_orders.client_order_id"), index=True)
+    contracts: Mapped[int] = mapped_column(Integer)
+    price: Mapped[float] = mapped_column(Double)
+    commission: Mapped[float] = mapped_column(Double)
+    filled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+orders: Table = OrderRow.__table__  # type: ignore[assignment]
+fills: Table = FillRow.__table__  # type: ignore[assignment]
+trades: Table = TradeRow.__table__  # type: ignore[assignment]
+daily_pnl: Table = DailyPnlRow.__table__  # type: ignore[assignment]
+risk_events: Table = RiskEventRow.__table__  # type: ignore[assignment]
+risk_state: Table = RiskStateRow.__table__  # type: ignore[assignment]
+paper_orders: Table = PaperOrderRow.__table__  # type: ignore[assignment]
+paper_fills: Table = PaperFillRow.__table__  # type: ignore[assignment]
+
+
+class ModelRow(Base):
+    """One trained model: its artifact directory, config, feature-spec hash, data window and metrics.
+
+    Exactly one row per training job (``job_id`` is unique), however often the job was retried.
+    At most one row is ``promoted`` (a partial unique index); the policy API serves that one.
+    """
+
+    __tablename__ = "models"
+    __table_args__ = (
+        CheckConstraint("status IN ('ready', 'retired')", name="status_known"),
+    )
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    job_id: Mapped[str] = mapped_column(Text, unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    config: Mapped[dict] = mapped_column(JSONB)  # type: ignore[type-arg]
+    spec_hash: Mapped[str] = mapped_column(Text)
+    train_from: Mapped[date] = mapped_column(Date)
+    train_to: Mapped[date] = mapped_column(Date)
+    validation_from: Mapped[date] = mapped_column(Date)
+    validation_to: Mapped[date] = mapped_column(Date)
+    total_timesteps: Mapped[int] = mapped_column(Integer)
+    metrics: Mapped[dict] = mapped_column(JSONB)  # type: ignore[type-arg]
+    artifact_path: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, server_default="ready")
+    promoted: Mapped[bool] = mapped_column(Boolean, server_default="false")
+
+
+class TrainingDiagnosticRow(Base):
+    """Diagnostics of one training job at one checkpoint, on its held-out validation days."""
+
+    __tablename__ = "training_diagnostics"
+
+    job_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    hold_pct: Mapped[float] = mapped_column(Double)
+    buy_pct: Mapped[float] = mapped_column(Double)
+    buy_call_pct: Mapped[float] = mapped_column(Double)
+    buy_put_pct: Mapped[float] = mapped_column(Double)
+    strong_setup_buy_rate: Mapped[float | None] = mapped_column(Double)
+    trades_per_day: Mapped[float] = mapped_column(Double)
+    mean_episode_pnl: Mapped[float] = mapped_column(Double)
+    policy_entropy: Mapped[float] = mapped_column(Double)
+    validation_steps: Mapped[int] = mapped_column(Integer)
+    collapse_warning: Mapped[bool] = mapped_column(Boolean, server_default="false")
+
+
+models: Table = ModelRow.__table__  # type: ignore[assignment]
+training_diagnostics: Table = TrainingDiagnosticRow.__table__  # type: ignore[assignment]
+
+
+# ---------------------------------------------------------------------------------------------
+# Feature service (revision 'feat0001'): the market features of every symbol-minute.
+
+
+class FeatureRowRecord(Base):
+    """The market features of one symbol-minute under one FeatureSpec (``spec_hash``).
+
+    ``values`` holds the spec's market features in spec order (one ``double precision[]`` rather than
+    a column per feature, so a spec change needs no migration); ``real`` is False on a gap-filled
+    minute. ``published`` is False between the commit and the publication on ``features.vectors``:
+    the service republishes such rows after a crash. ``minute`` is the bar's opening minute (UTC).
+    """
+
+    __tablename__ = "features"
+    __table_args__ = (
+        Index("ix_features_unpublished", "spec_hash", "minute", postgresql_where=text("NOT published")),
+    )
+
+    symbol: Mapped[str] = mapped_column(Text(collation="C"), primary_key=True)
+    minute: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    spec_hash: Mapped[str] = mapped_column(Text, primary_key=True)
+    values: Mapped[list[float]] = mapped_column(ARRAY(Double))
+    real: Mapped[bool] = mapped_column(Boolean)
+    published: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+features: Table = FeatureRowRecord.__table__  # type: ignore[assignment]
+
+
+# ---------------------------------------------------------------------------------------------
+# Ingestion (revision 'ingest0001'): bars that failed validation, kept with the rule they broke.
+
+
+class QuarantinedBarRow(Base):
+    """A bar that failed validation, as received, with the first rule it broke (``reason``).
+
+    ``key`` is a digest of the received values and the reason, so importing the same bad row again
+    adds nothing. Any value may be NULL (an unparsable time or price is stored as NULL).
+    """
+
+    __tablename__ = "bars_quarantine"
+    __table_args__ = (Index("ix_bars_quarantine_symbol_start", "symbol", "start"),)
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    symbol: Mapped[str | None] = mapped_column(Text(collation="C"))
+    start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    open: Mapped[float | None] = mapped_column(Double)
+    high: Mapped[float | None] = mapped_column(Double)
+    low: Mapped[float | None] = mapped_column(Double)
+    close: Mapped[float | None] = mapped_column(Double)
+    volume: Mapped[float | None] = mapped_column(Double)
+    vwap: Mapped[float | None] = mapped_column(Double)
+    trade_count: Mapped[int | None] = mapped_column(Integer)
+    session: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text, index=True)
+    quarantined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+bars_quarantine: Table = QuarantinedBarRow.__table__  # type: ignore[assignment]

@@ -15,7 +15,9 @@ import time
 from collections.abc import Callable
 from enum import StrEnum
 
-from fastapi import Depends, FastAPI, HTTPException, status
+from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.types import ASGIApp, Message, Receive, Scope as AsgiScope, Send
@@ -152,9 +154,20 @@ async def _too_large(send: Send, max_bytes: int) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+async def validation_error_response(_: Request, exc: Exception) -> JSONResponse:
+    """422 naming each bad field (``loc``) and why, without echoing the input: FastAPI's default
+    handler echoes it and fails with a 500 when the input holds NaN or infinity."""
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    detail = [{"loc": list(error.get("loc", ())), "msg": str(error.get("msg", "")),
+               "type": str(error.get("type", "value_error"))} for error in errors]
+    return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_ENTITY)
+
+
 def install_api_security(app: FastAPI, settings: ApiSettingsMixin) -> Authenticator:
-    """Body limit and (only when origins are configured) CORS on ``app``; returns the authenticator."""
+    """Body limit, input-free 422s and (only when origins are configured) CORS on ``app``; returns the
+    authenticator."""
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_exception_handler(RequestValidationError, validation_error_response)
     if settings.api_cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

@@ -24,7 +24,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from scalper_shared.core.calendar import classify_many
+from scalper_shared.core.calendar import session_codes
 
 BAR_COLUMNS: tuple[str, ...] = (
     "symbol", "start", "open", "high", "low", "close", "volume", "vwap", "trade_count", "session", "source",
@@ -80,14 +80,16 @@ def conform_bars(frame: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+_SESSION_LABELS = np.array([None, "pre", "regular", "post"], dtype=object)  # by calendar session code
+
+
 def label_sessions(starts: pd.Series) -> list[str | None]:
     """The session of each bar start via the market calendar; None off-calendar or for NaT."""
-    valid = starts.notna()
-    labels: list[str | None] = [None] * len(starts)
+    valid = starts.notna().to_numpy()
+    codes = np.zeros(len(starts), dtype=np.int8)
     if valid.any():
-        sessions = classify_many(pd.DatetimeIndex(starts[valid]))
-        for position, session in zip(np.flatnonzero(valid.to_numpy()), sessions, strict=True):
-            labels[position] = None if session is None else session.value
+        codes[valid] = session_codes(pd.DatetimeIndex(starts[valid]))
+    labels: list[str | None] = _SESSION_LABELS[codes].tolist()
     return labels
 
 

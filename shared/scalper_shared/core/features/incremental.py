@@ -31,31 +31,33 @@ class FeatureRow(NamedTuple):
     real: bool
 
 
-class _Smoother:
-    """``y = a*x + (1-a)*y`` seeded so that the first output is ``a*x0 + (1-a)*x0`` (as lfilter)."""
-
-    __slots__ = ("alpha", "decay", "value")
-
-    def __init__(self, alpha: float) -> None:
-        self.alpha = alpha
-        self.decay = 1.0 - alpha
-        self.value: float | None = None
-
-    def update(self, x: float) -> float:
-        previous = x if self.value is None else self.value
-        self.value = self.alpha * x + self.decay * previous
-        return self.value
-
-
 class IncrementalFeatures:
-    """Per-symbol streaming state. ``update(bar, context_at)`` returns the rows it completes."""
+    """Per-symbol streaming state. ``update(bar, context_at)`` returns the rows it completes.
+
+    Performance (``bench/bench_features.py``): the smoothers are inlined as plain float attributes,
+    every constant is read once in ``__init__``, rows are built without per-feature Python loops
+    where a C-level ``map`` does the same, and nothing but the output row is allocated per bar.
+    """
 
     def __init__(self, symbol: str, spec: FeatureSpec = FEATURE_SPEC) -> None:
         self.symbol = symbol
         self.spec = spec
+        p = spec.params
+        self._a_fast, self._a_slow = p.ema_alpha(p.ema_fast), p.ema_alpha(p.ema_slow)
+        self._a_macd_fast, self._a_macd_slow = p.ema_alpha(p.macd_fast), p.ema_alpha(p.macd_slow)
+        self._a_signal = p.ema_alpha(p.macd_signal)
+        self._a_atr, self._a_rsi = p.wilder_alpha(p.atr_period), p.wilder_alpha(p.rsi_period)
+        self._horizon = max(p.return_horizons)
+        _, self._k2, self._k3 = (-k for k in p.return_horizons)
+        self._scale = p.return_scale
+        self._floor = p.atr_floor_fraction
+        self._vol_window = p.realised_vol_window
+        self._volume_min = p.volume_min_history
+        self._or_minutes = p.opening_range_minutes
+        self._clock_scale = p.clock_scale_minutes
+        self._low = tuple(f.low for f in spec.market)
+        self._high = tuple(f.high for f in spec.market)
         self._bounds: SessionBounds | None = None
-        self._low = [f.low for f in spec.market]
-        self._high = [f.high for f in spec.market]
         self._reset_session(None, 0.0)
 
     @property
@@ -67,15 +69,10 @@ class IncrementalFeatures:
         self._bounds = bounds
         self._last_t: int | None = None
         self._prev_close = first_open
-        self._closes: deque[float] = deque([first_open] * max(p.return_horizons), maxlen=max(p.return_horizons))
-        self._ema_fast = _Smoother(p.ema_alpha(p.ema_fast))
-        self._ema_slow = _Smoother(p.ema_alpha(p.ema_slow))
-        self._macd_fast = _Smoother(p.ema_alpha(p.macd_fast))
-        self._macd_slow = _Smoother(p.ema_alpha(p.macd_slow))
-        self._macd_signal = _Smoother(p.ema_alpha(p.macd_signal))
-        self._atr = _Smoother(p.wilder_alpha(p.atr_period))
-        self._gain = _Smoother(p.wilder_alpha(p.rsi_period))
-        self._loss = _Smoother(p.wilder_alpha(p.rsi_period))
+        self._closes: deque[float] = deque([first_open] * self._horizon, maxlen=self._horizon)
+        # smoother values; the first bar seeds them with its own inputs (see _step)
+        self._ema_fast = self._ema_slow = self._macd_fast = self._macd_slow = 0.0
+        self._macd_signal = self._atr = self._gain = self._loss = 0.0
         self._cum_volume = self._cum_price_volume = self._cum_typical = 0.0
         self._count = 0
         self._high_of_day = -math.inf
@@ -87,20 +84,23 @@ class IncrementalFeatures:
 
     def update(self, bar: BarInput, context_at: ContextLookup = no_context) -> list[FeatureRow]:
         """Consume one bar; returns the gap-filled rows (if any) then the bar's own row."""
-        bounds = self._session_for(bar.t)
-        if bounds is None:
-            return []
-        if bounds != self._bounds:
+        t = bar.t
+        bounds = self._bounds
+        if bounds is None or not bounds.open_ms <= t < bounds.close_ms:
+            bounds = session_of(t)
+            if bounds is None:
+                return []
+        if bounds is not self._bounds and bounds != self._bounds:
             self._reset_session(bounds, bar.o)
-        elif self._last_t is not None and bar.t <= self._last_t:
-            logger.debug("symbol=%s ignores bar %s at or before %s", self.symbol, bar.t, self._last_t)
+        elif self._last_t is not None and t <= self._last_t:
+            logger.debug("symbol=%s ignores bar %s at or before %s", self.symbol, t, self._last_t)
             return []
         rows = []
-        if self._last_t is not None:
+        if self._last_t is not None and t > self._last_t + MINUTE_MS:
             flat = self._prev_close
-            for t in range(self._last_t + MINUTE_MS, bar.t, MINUTE_MS):
-                rows.append(self._step(t, flat, flat, flat, flat, 0.0, False, context_at))
-        rows.append(self._step(bar.t, bar.o, bar.h, bar.l, bar.c, bar.v, True, context_at))
+            for gap_t in range(self._last_t + MINUTE_MS, t, MINUTE_MS):
+                rows.append(self._step(gap_t, flat, flat, flat, flat, 0.0, False, context_at))
+        rows.append(self._step(t, bar.o, bar.h, bar.l, bar.c, bar.v, True, context_at))
         return rows
 
     def replay(self, bars: Iterable[BarInput], context_at: ContextLookup = no_context) -> list[FeatureRow]:
@@ -110,60 +110,77 @@ class IncrementalFeatures:
             rows.extend(self.update(bar, context_at))
         return rows
 
-    def _session_for(self, t: int) -> SessionBounds | None:
-        bounds = self._bounds
-        if bounds is not None and bounds.open_ms <= t < bounds.close_ms:
-            return bounds
-        return session_of(t)
-
     def _step(self, t: int, o: float, h: float, l: float, c: float, v: float,  # noqa: E741
               real: bool, context_at: ContextLookup) -> FeatureRow:
-        p = self.spec.params
-        assert self._bounds is not None
-        minute = (t - self._bounds.open_ms) // MINUTE_MS
+        bounds = self._bounds
+        assert bounds is not None
+        minute = (t - bounds.open_ms) // MINUTE_MS
         prev_close = self._prev_close
-        tr = max(h, prev_close) - min(l, prev_close)
-        atr = self._atr.update(tr)
-        atr_used = max(atr, p.atr_floor_fraction * c)
-        closes = self._closes
-        scale = p.return_scale
-        ret_1 = scale * math.log(c / closes[-1])
-        ret_5 = scale * math.log(c / closes[-5])
-        ret_15 = scale * math.log(c / closes[-15])
-        dist_fast = (c - self._ema_fast.update(c)) / atr_used
-        dist_slow = (c - self._ema_slow.update(c)) / atr_used
-        macd = self._macd_fast.update(c) - self._macd_slow.update(c)
-        macd_hist = (macd - self._macd_signal.update(macd)) / atr_used
         change = c - prev_close
-        gain = self._gain.update(max(change, 0.0))
-        loss = self._loss.update(max(-change, 0.0))
+        tr = (h if h > prev_close else prev_close) - (l if l < prev_close else prev_close)
+        gain_in = change if change > 0.0 else 0.0
+        loss_in = -change if -change > 0.0 else 0.0
+        if self._count == 0:  # seed every smoother with its first input: y0 = a*x0 + (1-a)*x0
+            self._atr, self._gain, self._loss = tr, gain_in, loss_in
+            self._ema_fast = self._ema_slow = self._macd_fast = self._macd_slow = c
+        a = self._a_atr
+        atr = self._atr = a * tr + (1.0 - a) * self._atr
+        floor = self._floor * c
+        atr_used = atr if atr > floor else floor
+        closes = self._closes
+        scale = self._scale
+        ret_1 = scale * math.log(c / closes[-1])
+        ret_5 = scale * math.log(c / closes[self._k2])
+        ret_15 = scale * math.log(c / closes[self._k3])
+        a = self._a_fast
+        self._ema_fast = a * c + (1.0 - a) * self._ema_fast
+        dist_fast = (c - self._ema_fast) / atr_used
+        a = self._a_slow
+        self._ema_slow = a * c + (1.0 - a) * self._ema_slow
+        dist_slow = (c - self._ema_slow) / atr_used
+        a = self._a_macd_fast
+        self._macd_fast = a * c + (1.0 - a) * self._macd_fast
+        a = self._a_macd_slow
+        self._macd_slow = a * c + (1.0 - a) * self._macd_slow
+        macd = self._macd_fast - self._macd_slow
+        if self._count == 0:
+            self._macd_signal = macd
+        a = self._a_signal
+        self._macd_signal = a * macd + (1.0 - a) * self._macd_signal
+        macd_hist = (macd - self._macd_signal) / atr_used
+        a = self._a_rsi
+        gain = self._gain = a * gain_in + (1.0 - a) * self._gain
+        loss = self._loss = a * loss_in + (1.0 - a) * self._loss
         rsi = (gain - loss) / (gain + loss) if gain + loss > 0 else 0.0
-        anchors = self._anchors(minute, h, l, c, v, atr_used)
+        vwap_dist, high_dist, low_dist, or_pos = self._anchors(minute, h, l, c, v, atr_used)
         squares = self._squares
         squares.append(ret_1 * ret_1)
-        n_vol = min(self._count, p.realised_vol_window)
-        realised = math.sqrt(p.realised_vol_window / n_vol * sum(squares))
+        n_vol = self._count if self._count < self._vol_window else self._vol_window
+        realised = math.sqrt(self._vol_window / n_vol * sum(squares))
         volume_z = self._volume_z(v)
         spread = h - l
-        body = (c - o) / spread if spread > 0 else 0.0
-        wicks = ((min(o, c) - l) - (h - max(o, c))) / spread if spread > 0 else 0.0
+        if spread > 0:
+            body = (c - o) / spread
+            wicks = ((o if o < c else c) - l - (h - (o if o > c else c))) / spread
+        else:
+            body = wicks = 0.0
         context = context_at(t)
         relative = 0.0 if context.reference_ret is None else ret_15 - context.reference_ret
         peer = 0.0 if context.peer_ret is None else context.peer_ret
-        to_close = float((self._bounds.close_ms - t) // MINUTE_MS - 1)
-        values = (ret_1, ret_5, ret_15, dist_fast, dist_slow, macd_hist, rsi, *anchors,
-                  scale * atr / c, realised, volume_z, body, wicks, relative, peer,
-                  (minute + 1) / p.clock_scale_minutes, to_close / p.clock_scale_minutes,
-                  1.0 - math.sqrt(max(to_close, 0.0) / p.clock_scale_minutes))
+        to_close = float((bounds.close_ms - t) // MINUTE_MS - 1)
+        clock_scale = self._clock_scale
+        values = (ret_1, ret_5, ret_15, dist_fast, dist_slow, macd_hist, rsi, vwap_dist, high_dist, low_dist,
+                  or_pos, scale * atr / c, realised, volume_z, body, wicks, relative, peer,
+                  (minute + 1) / clock_scale, to_close / clock_scale,
+                  1.0 - math.sqrt((to_close if to_close > 0.0 else 0.0) / clock_scale))
         closes.append(c)
         self._prev_close = c
         self._last_t = t
-        clipped = [lo if x < lo else hi if x > hi else x for x, lo, hi in zip(values, self._low, self._high, strict=True)]
-        return FeatureRow(t, tuple(clipped), real)
+        clipped = tuple([lo if x < lo else hi if x > hi else x for x, lo, hi in zip(values, self._low, self._high)])
+        return _new_row(FeatureRow, (t, clipped, real))
 
     def _anchors(self, minute: int, h: float, l: float, c: float, v: float,  # noqa: E741
                  atr_used: float) -> tuple[float, float, float, float]:
-        p = self.spec.params
         typical = (h + l + c) / 3.0
         self._count += 1
         self._cum_volume += v
@@ -173,29 +190,37 @@ class IncrementalFeatures:
             vwap = self._cum_price_volume / self._cum_volume
         else:
             vwap = self._cum_typical / float(self._count)
-        self._high_of_day = max(self._high_of_day, h)
-        self._low_of_day = min(self._low_of_day, l)
-        if minute < p.opening_range_minutes or self._count == 1:
-            self._or_high = max(self._or_high, h)
-            self._or_low = min(self._or_low, l)
-        width = max(self._or_high - self._or_low, p.atr_floor_fraction * c)
+        if h > self._high_of_day:
+            self._high_of_day = h
+        if l < self._low_of_day:
+            self._low_of_day = l
+        if minute < self._or_minutes or self._count == 1:
+            if h > self._or_high:
+                self._or_high = h
+            if l < self._or_low:
+                self._or_low = l
+        width = self._or_high - self._or_low
+        floor = self._floor * c
+        width = width if width > floor else floor
         return ((c - vwap) / atr_used, (c - self._high_of_day) / atr_used,
                 (c - self._low_of_day) / atr_used,
                 2.0 * (c - (self._or_high + self._or_low) / 2.0) / width)
 
     def _volume_z(self, v: float) -> float:
-        p = self.spec.params
         history = self._volumes
         n = len(history)
         z = 0.0
         if n:
             mean = sum(history) / n
             var = 0.0
-            for x in history:
+            for x in history:  # oldest first, as the batch sum
                 deviation = x - mean
                 var += deviation * deviation
             var = var / n
-            if n >= p.volume_min_history and var > (1e-6 * mean) ** 2 and var > 0:
+            if n >= self._volume_min and var > (1e-6 * mean) ** 2 and var > 0:
                 z = (v - mean) / math.sqrt(var)
         history.append(v)
         return z
+
+
+_new_row = tuple.__new__

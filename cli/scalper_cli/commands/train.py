@@ -1,0 +1,122 @@
+"""``scalper train``: start a training job on the policy API and (with ``--wait``) follow it.
+
+The API is ``SCALPER_API_URL`` (default ``http://127.0.0.1:8000``) and the key ``SCALPER_API_KEY``
+(a key with the ``train`` and ``read`` scopes), from the environment or ``.env``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+import httpx
+import typer
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from scalper_shared.settings import load_settings
+
+app = typer.Typer(help=__doc__)
+console = Console()
+errors = Console(stderr=True)
+TERMINAL_STATES = ("finished", "failed", "cancelled")
+
+
+class ApiClientSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    api_url: str = Field("http://127.0.0.1:8000", validation_alias="SCALPER_API_URL")
+    api_key: str = Field("", validation_alias="SCALPER_API_KEY")
+    timeout_s: float = Field(30.0, gt=0, validation_alias="SCALPER_API_TIMEOUT_S")
+
+
+def client(settings: ApiClientSettings) -> httpx.Client:
+    return httpx.Client(base_url=settings.api_url, headers={"X-API-Key": settings.api_key},
+                        timeout=settings.timeout_s)
+
+
+def request_body(symbols: str, start: date, end: date, validation_days: int, timesteps: int, seed: int,
+                 n_envs: int, source: str) -> dict[str, Any]:
+    """The ``TrainConfig`` JSON: train on ``start..end``, validate on the ``validation_days`` after."""
+    return {"symbols": [s.strip() for s in symbols.split(",") if s.strip()],
+            "train_from": start.isoformat(), "train_to": end.isoformat(),
+            "validation_from": (end + timedelta(days=1)).isoformat(),
+            "validation_to": (end + timedelta(days=validation_days)).isoformat(),
+            "total_timesteps": timesteps, "seed": seed, "n_envs": n_envs, "data_source": source}
+
+
+def _check(response: httpx.Response) -> dict[str, Any]:
+    if response.status_code >= 400:
+        errors.print(f"[bold red]error {response.status_code}:[/] {response.text}", highlight=False)
+        raise typer.Exit(1)
+    return response.json()  # type: ignore[no-any-return]
+
+
+def follow(http: httpx.Client, job_id: str, poll_s: float) -> dict[str, Any]:
+    """Poll the job, drawing a progress bar, until it ends; returns its last status."""
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+               TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task(job_id, total=None, rate="")
+        while True:
+            view = _check(http.get(f"/v1/training-jobs/{job_id}"))
+            progress = view.get("progress") or {}
+            bar.update(task, completed=progress.get("steps", 0), total=progress.get("total_steps") or None,
+                       description=f"{job_id} {view['state']}",
+                       rate=f"{progress.get('steps_per_second', 0):,.0f} steps/s")
+            if view["state"] in TERMINAL_STATES:
+                return view
+            time.sleep(poll_s)
+
+
+def render(view: dict[str, Any]) -> None:
+    table = Table(title=f"job {view['id']}: {view['state']}")
+    for column in ("step", "hold", "buy", "call", "put", "setup buy", "trades/day", "ep. P&L", "entropy"):
+        table.add_column(column, justify="right")
+    for d in view.get("diagnostics", []):
+        rate = d["strong_setup_buy_rate"]
+        table.add_row(f"{d['step']:,}", f"{d['hold_pct']:.1%}", f"{d['buy_pct']:.1%}", f"{d['buy_call_pct']:.1%}",
+                      f"{d['buy_put_pct']:.1%}", "-" if rate is None else f"{rate:.1%}", f"{d['trades_per_day']:.1f}",
+                      f"{d['mean_episode_pnl']:.2f}", f"{d['policy_entropy']:.3f}")
+    console.print(table)
+    for warning in view.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if view.get("model_id"):
+        console.print(f"model: {view['model_id']}", highlight=False)
+    if view.get("error"):
+        errors.print(f"[red]error:[/] {view['error']}", highlight=False)
+
+
+@app.callback(invoke_without_command=True)
+def train(
+    symbols: Annotated[str, typer.Option(help="Comma-separated symbols")] = "SPY,QQQ",
+    start: Annotated[str, typer.Option("--from", help="First training day (YYYY-MM-DD)")] = "2025-07-01",
+    end: Annotated[str, typer.Option("--to", help="Last training day (YYYY-MM-DD)")] = "2025-08-29",
+    validation_days: Annotated[int, typer.Option(help="Held-out calendar days after --to")] = 14,
+    timesteps: Annotated[int, typer.Option(help="Environment steps to train")] = 50_000,
+    seed: Annotated[int, typer.Option()] = 0,
+    n_envs: Annotated[int, typer.Option(help="Parallel environments")] = 4,
+    source: Annotated[str, typer.Option(help="database or synthetic")] = "synthetic",
+    idempotency_key: Annotated[str | None, typer.Option(help="Repeat to get the same job back")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the job with a progress bar")] = False,
+    poll_s: Annotated[float, typer.Option(help="Seconds between polls with --wait")] = 2.0,
+) -> None:
+    """Start a training job (202 with its id); with --wait, show progress and the diagnostics."""
+    settings = load_settings(ApiClientSettings)
+    body = request_body(symbols, date.fromisoformat(start), date.fromisoformat(end), validation_days, timesteps,
+                        seed, n_envs, source)
+    with client(settings) as http:
+        accepted = _check(http.post("/v1/training-jobs", json=body,
+                                    headers={"Idempotency-Key": idempotency_key or uuid.uuid4().hex}))
+        console.print(f"training job {accepted['id']} {accepted['state']}", highlight=False)
+        if not wait:
+            return
+        view = follow(http, accepted["id"], poll_s)
+        render(view)
+        if view["state"] != "finished":
+            raise typer.Exit(1)

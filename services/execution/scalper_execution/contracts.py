@@ -1,0 +1,89 @@
+"""Option contracts the service trades: OCC symbols and the modelled quote of a held strike."""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import numpy as np
+
+from scalper_shared.core.calendar import TradingDay, session_date, trading_day
+from scalper_shared.core.premium import PremiumModelConfig, annualised_realised_vol, normalise_symbol, quote
+from scalper_shared.schema.messages import Bar, OptionRight
+
+OCC_ROOTS = {"SPX": "SPXW"}
+"""Same-day SPX options are the PM-settled weeklys, root SPXW; other roots are the symbol itself."""
+_OCC = re.compile(r"^(?P<root>[A-Z]{1,6})(?P<ymd>\d{6})(?P<cp>[CP])(?P<strike>\d{8})$")
+BAR_LENGTH = timedelta(minutes=1)
+
+
+def occ_symbol(symbol: str, expiry: date, right: OptionRight, strike: float) -> str:
+    """``SPY250701C00617000``: root, YYMMDD expiry, C/P, strike x 1000 on 8 digits (no padding)."""
+    root = OCC_ROOTS.get(normalise_symbol(symbol), normalise_symbol(symbol))
+    letter = "C" if right is OptionRight.CALL else "P"
+    return f"{root}{expiry:%y%m%d}{letter}{round(strike * 1000):08d}"
+
+
+@dataclass(frozen=True, slots=True)
+class OccParts:
+    root: str
+    expiry: date
+    right: OptionRight
+    strike: float
+
+
+def parse_occ(option_symbol: str) -> OccParts:
+    match = _OCC.match(option_symbol)
+    if not match:
+        raise ValueError(f"{option_symbol!r} is not an OCC option symbol such as SPY250701C00617000")
+    ymd = match["ymd"]
+    expiry = date(2000 + int(ymd[:2]), int(ymd[2:4]), int(ymd[4:]))
+    right = OptionRight.CALL if match["cp"] == "C" else OptionRight.PUT
+    return OccParts(match["root"], expiry, right, int(match["strike"]) / 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class OptionQuote:
+    bid: float
+    mid: float
+    ask: float
+    as_of: datetime
+
+
+class MarketState:
+    """The last bar and recent closes of one underlying: everything the premium model needs."""
+
+    def __init__(self, symbol: str, window: int) -> None:
+        self.symbol = symbol
+        self.closes: deque[float] = deque(maxlen=window)
+        self.last_bar: Bar | None = None
+        self.day: TradingDay | None = None
+
+    def update(self, bar: Bar) -> None:
+        if self.last_bar is not None and bar.start <= self.last_bar.start:
+            return  # redelivered or out-of-order bar: marks only move forward
+        if self.day is None or self.day.day != session_date(bar.start):
+            self.day = trading_day(session_date(bar.start))
+            self.closes.clear()
+        self.last_bar = bar
+        self.closes.append(bar.close)
+
+    @property
+    def as_of(self) -> datetime | None:
+        """When the last bar's close was printed (its start plus one minute)."""
+        return None if self.last_bar is None else self.last_bar.start + BAR_LENGTH
+
+    def realised_vol(self) -> float:
+        return float(annualised_realised_vol(list(self.closes))) if len(self.closes) >= 2 else float("nan")
+
+    def quote(self, strike: float, right: OptionRight, config: PremiumModelConfig) -> OptionQuote | None:
+        """The modelled quote of the ``strike``/``right`` same-day option at the last bar, if any."""
+        if self.last_bar is None or self.day is None or self.as_of is None:
+            return None
+        minutes_left = (self.day.close - self.as_of).total_seconds() / 60
+        minute_of_day = (self.as_of - self.day.open).total_seconds() / 60
+        bid, mid, ask = quote(self.symbol, self.last_bar.close, strike, right, minutes_left,
+                              self.realised_vol(), minute_of_day, config)
+        return OptionQuote(float(bid), float(np.asarray(mid)), float(ask), self.as_of)

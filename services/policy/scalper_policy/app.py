@@ -1,0 +1,39 @@
+"""The policy service's FastAPI app: ops routes, API security, then one router per concern.
+
+Routers are mounted by :func:`build_policy_app`; each lives in its own module (training jobs in
+``training_api``, the model registry in ``models_api``, policy actions in ``policy_api`` with the
+served model and live decisions of ``serving``) and takes its clients explicitly.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from scalper_shared.runtime import build_service_app
+from scalper_shared.runtime.api_security import install_api_security
+from scalper_shared.runtime.bootstrap import Connections
+
+from scalper_policy.models_api import models_router
+from scalper_policy.policy_api import policy_router
+from scalper_policy.serving import PolicyRuntime, build_policy_runtime
+from scalper_policy.settings import PolicySettings
+from scalper_policy.training_api import TrainingJobs, training_router
+
+SERVICE = "policy"
+
+
+def build_policy_app(settings: PolicySettings, connections: Connections,
+                     runtime: PolicyRuntime | None = None) -> FastAPI:
+    runtime = runtime or build_policy_runtime(settings, connections)
+    app = build_service_app(SERVICE, checks=connections.readiness_checks(), workers=runtime.workers,
+                            docs_url="/docs" if settings.api_docs_enabled else None,
+                            openapi_url="/openapi.json" if settings.api_docs_enabled else None)
+    auth = install_api_security(app, settings)
+    jobs = TrainingJobs(connections.redis, job_timeout_s=settings.training_job_timeout_s,
+                        retries=settings.training_job_retries, result_ttl_s=settings.training_result_ttl_s)
+    app.include_router(training_router(jobs, connections.engine, auth))
+    app.include_router(models_router(connections.engine, auth))
+    app.include_router(policy_router(runtime, auth))
+    app.state.training_jobs = jobs
+    app.state.policy = runtime
+    return app

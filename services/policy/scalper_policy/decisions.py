@@ -1,0 +1,130 @@
+"""Live decisions: ``features.vectors`` -> one ``PolicyDecision`` per symbol-minute on ``policy.decisions``.
+
+Two consumers of the service's group: ``positions.state`` keeps each symbol's position (mask
+inputs), ``features.vectors`` feeds the observation windows and triggers a decision of the served
+model. Publication is once per (model, symbol, minute): the envelope id is deterministic and a Redis
+``SET NX`` claim key is taken in the same atomic step as the ``XADD``, so a redelivered vector
+publishes nothing twice. Vectors older than ``max_age_s`` (a backlog after downtime) update the
+window but get no decision; vectors of another feature spec are ignored (and counted).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from datetime import timedelta
+
+import redis
+from prometheus_client import Counter
+
+from scalper_shared.bus import ConsumerConfig, ConsumerRunner, Delivery, StreamProducer
+from scalper_shared.clock import Clock
+from scalper_shared.runtime.app import ThreadWorker
+from scalper_shared.schema import streams
+from scalper_shared.schema.envelope import Envelope
+from scalper_shared.schema.messages import FeatureVector, PolicyDecision, PositionState
+
+from scalper_policy.inference import ModelHolder, decide
+from scalper_policy.live import LiveState, minute_datetime, minute_ms
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "policy"
+CLAIM_KEY_PREFIX = "policy:decided:"
+
+DECISIONS = Counter("scalper_policy_decisions_total", "Decisions published on policy.decisions", ["model_id"])
+SKIPPED = Counter("scalper_policy_vectors_skipped_total", "Feature vectors that got no decision", ["reason"])
+
+
+def decision_id(model_id: str, symbol: str, minute: int) -> str:
+    return f"pd:{model_id}:{symbol}:{minute}"
+
+
+def claim_key(prefix: str, model_id: str, symbol: str, minute: int) -> str:
+    return f"{prefix}{CLAIM_KEY_PREFIX}{model_id}:{symbol}:{minute}"
+
+
+class LiveDecisions:
+    """The handlers of the two consumers (pure of Redis reads; they publish through ``producer``)."""
+
+    def __init__(self, holder: ModelHolder, live: LiveState, producer: StreamProducer, clock: Clock, *,
+                 prefix: str = "", max_age_s: float = 120.0, claim_ttl_s: int = 172_800) -> None:
+        self.holder = holder
+        self.live = live
+        self._producer = producer
+        self._clock = clock
+        self._prefix = prefix
+        self._max_age = timedelta(seconds=max_age_s)
+        self._claim_ttl_s = claim_ttl_s
+
+    def handle_positions(self, batch: Sequence[Delivery]) -> None:
+        for delivery in batch:
+            if isinstance(delivery.envelope.payload, PositionState):
+                self.live.update_position(delivery.envelope.payload)
+
+    def handle_features(self, batch: Sequence[Delivery]) -> None:
+        for delivery in batch:
+            vector = delivery.envelope.payload
+            if isinstance(vector, FeatureVector):
+                self._on_vector(vector, delivery.envelope)
+
+    def _on_vector(self, vector: FeatureVector, envelope: Envelope) -> None:
+        if vector.spec_hash != self.live.spec.spec_hash:
+            SKIPPED.labels("other_spec").inc()
+            logger.warning("vector %s/%s has spec %s, this service computes %s: ignored", vector.symbol,
+                           vector.minute, vector.spec_hash[:12], self.live.spec.spec_hash[:12])
+            return
+        self.live.push_features(vector)  # False on a redelivery: the decision below is idempotent
+        if self._clock.now() - vector.minute > self._max_age:
+            SKIPPED.labels("stale").inc()
+            return
+        self.publish_decision(vector.symbol, minute_ms(vector.minute), correlation_id=envelope.id)
+
+    def publish_decision(self, symbol: str, minute: int, correlation_id: str | None = None) -> str | None:
+        """Decide ``symbol`` at ``minute`` with the served model and publish it once; the entry id, or
+        None when there is no model, the window is elsewhere, or it was published before."""
+        model = self.holder.current()
+        snapshot = self.live.snapshot(symbol)
+        if model is None:
+            SKIPPED.labels("no_model").inc()
+            return None
+        if snapshot is None or snapshot.minute != minute:
+            SKIPPED.labels("window_moved").inc()
+            return None
+        if model.spec_hash != self.live.spec.spec_hash:
+            SKIPPED.labels("model_spec").inc()
+            return None
+        decision = decide(model, snapshot.observation, snapshot.inputs.mask(self.live.risk))
+        message = PolicyDecision(symbol=symbol, minute=minute_datetime(minute), action=decision.action,
+                                 probabilities=tuple(float(p) for p in decision.probabilities),
+                                 mask=tuple(bool(m) for m in decision.mask), model_id=model.model_id,
+                                 spec_hash=model.spec_hash, deterministic=True)
+        envelope = Envelope(type=message.TYPE, version=message.VERSION,
+                            id=decision_id(model.model_id, symbol, minute), ts_event=message.minute,
+                            ts_init=self._clock.now(), source=SOURCE, correlation_id=correlation_id,
+                            payload=message)
+        entry_id = self._producer.publish_once(
+            envelope, claim_key(self._prefix, model.model_id, symbol, minute), self._claim_ttl_s)
+        if entry_id is None:
+            SKIPPED.labels("already_published").inc()
+            return None
+        DECISIONS.labels(model.model_id).inc()
+        logger.debug("decision %s for %s at %s: %s", envelope.id, symbol, message.minute, decision.action.name)
+        return entry_id
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def decision_workers(decisions: LiveDecisions, client: redis.Redis, *, group: str, config: ConsumerConfig,
+                     prefix: str = "") -> list[ThreadWorker]:
+    """The positions and features consumers as background workers (positions first)."""
+    name = consumer_name()
+    positions = ConsumerRunner(client, streams.POSITIONS_STATE, group, name, decisions.handle_positions,
+                               config=config, prefix=prefix)
+    features = ConsumerRunner(client, streams.FEATURES_VECTORS, group, name, decisions.handle_features,
+                              config=config, prefix=prefix)
+    return [positions.as_worker(), features.as_worker()]

@@ -1,0 +1,163 @@
+"""Per-symbol live state: the observation window from ``features.vectors`` and the mask inputs from
+``positions.state``.
+
+Mask inputs follow :func:`scalper_shared.core.masks.action_mask`: the position side comes from the
+latest position state; ``trades_today`` counts flat -> open transitions on the state's New York date;
+the cooldown runs from the last open -> flat transition (a stop-out when the last open state was down
+``stop_loss_pct`` or more); ``pnl_today`` sums the realised P&L of the day's closed positions. The
+trading state is ACTIVE unless a request says otherwise (``positions.state`` does not carry it; the
+execution service's risk engine enforces it regardless).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+
+import numpy as np
+
+from scalper_shared.core.calendar import session_date
+from scalper_shared.core.features import FEATURE_SPEC, FeatureRow, FeatureSpec, ObservationWindow, PositionFeatures
+from scalper_shared.core.features.sessions import MINUTE_MS, session_of
+from scalper_shared.core.masks import action_mask
+from scalper_shared.core.policy_net import BoolArray
+from scalper_shared.core.risk import DEFAULT_RISK_CONFIG, RiskConfig
+from scalper_shared.schema.messages import FeatureVector, PositionSide, PositionState, TradingState
+
+
+def minute_ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000) // MINUTE_MS * MINUTE_MS
+
+
+def minute_datetime(minute: int) -> datetime:
+    return datetime.fromtimestamp(minute / 1000, tz=UTC)
+
+
+def minutes_to_close_at(minute: int) -> float:
+    """Whole minutes from the end of the bar starting at ``minute`` (epoch ms) to the session close,
+    as the training environment counts them; 0 outside regular hours (no entries then)."""
+    bounds = session_of(minute)
+    if bounds is None:
+        return 0.0
+    return float((bounds.close_ms - minute) // MINUTE_MS - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class MaskInputs:
+    """Everything :func:`action_mask` reads besides the risk config."""
+
+    position: PositionSide = PositionSide.FLAT
+    minutes_to_close: float = 0.0
+    trading_state: TradingState = TradingState.ACTIVE
+    trades_today: int = 0
+    minutes_since_exit: float = math.inf
+    exit_was_stop: bool = False
+    pnl_today: float = 0.0
+
+    def mask(self, config: RiskConfig = DEFAULT_RISK_CONFIG) -> BoolArray:
+        return action_mask(self.position, minutes_to_close=self.minutes_to_close,
+                           trading_state=self.trading_state, trades_today=self.trades_today,
+                           minutes_since_exit=self.minutes_since_exit, exit_was_stop=self.exit_was_stop,
+                           pnl_today=self.pnl_today, config=config)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSnapshot:
+    symbol: str
+    minute: int
+    observation: np.ndarray
+    inputs: MaskInputs
+
+
+@dataclass
+class _Symbol:
+    window: ObservationWindow
+    position: PositionState | None = None
+    day: date | None = None
+    trades_today: int = 0
+    pnl_today: float = 0.0
+    last_exit: datetime | None = None
+    exit_was_stop: bool = False
+
+
+class LiveState:
+    """Thread-safe: consumer threads write, request handlers and the decision maker read."""
+
+    def __init__(self, spec: FeatureSpec = FEATURE_SPEC, risk: RiskConfig = DEFAULT_RISK_CONFIG) -> None:
+        self.spec = spec
+        self.risk = risk
+        self._symbols: dict[str, _Symbol] = {}
+        self._lock = threading.Lock()
+
+    def _entry(self, symbol: str) -> _Symbol:
+        entry = self._symbols.get(symbol)
+        if entry is None:
+            entry = self._symbols[symbol] = _Symbol(ObservationWindow(self.spec))
+        return entry
+
+    def push_features(self, vector: FeatureVector) -> bool:
+        """Add the vector's row to its symbol's window; False (ignored) for another spec, a wrong
+        length, or a minute not after the newest one (a redelivery)."""
+        if vector.spec_hash != self.spec.spec_hash or len(vector.values) != self.spec.n_market:
+            return False
+        minute = minute_ms(vector.minute)
+        with self._lock:
+            entry = self._entry(vector.symbol)
+            last = entry.window.last_minute
+            if last is not None and minute <= last and session_of(minute) == session_of(last):
+                return False
+            entry.window.push(FeatureRow(minute, tuple(vector.values), True))
+        return True
+
+    def update_position(self, state: PositionState) -> bool:
+        """Track the symbol's position and the day's trades, exits and P&L; False for an older state."""
+        with self._lock:
+            entry = self._entry(state.symbol)
+            previous = entry.position
+            if previous is not None and state.as_of < previous.as_of:
+                return False
+            day = session_date(state.as_of)
+            if entry.day != day:
+                entry.day, entry.trades_today, entry.pnl_today = day, 0, 0.0
+                entry.last_exit, entry.exit_was_stop = None, False
+            was_open = previous is not None and previous.side is not PositionSide.FLAT
+            is_open = state.side is not PositionSide.FLAT
+            if is_open and not was_open:
+                entry.trades_today += 1
+            if was_open and not is_open and previous is not None:
+                entry.last_exit = state.as_of
+                entry.exit_was_stop = previous.unrealised_pnl_pct <= -self.risk.stop_loss_pct
+                entry.pnl_today += state.realised_pnl
+            entry.position = state
+        return True
+
+    def mask_inputs(self, symbol: str, minute: int) -> MaskInputs:
+        """The symbol's mask inputs for a decision on the bar starting at ``minute``."""
+        with self._lock:
+            entry = self._symbols.get(symbol)
+            return self._inputs(entry, minute)
+
+    def _inputs(self, entry: _Symbol | None, minute: int) -> MaskInputs:
+        base = MaskInputs(minutes_to_close=minutes_to_close_at(minute))
+        if entry is None:
+            return base
+        same_day = entry.day is not None and entry.day == session_date(minute_datetime(minute))
+        since_exit = math.inf
+        if same_day and entry.last_exit is not None:
+            since_exit = max(0.0, (minute + MINUTE_MS - entry.last_exit.timestamp() * 1000) / MINUTE_MS)
+        position = entry.position.side if entry.position is not None else PositionSide.FLAT
+        return replace(base, position=position, trades_today=entry.trades_today if same_day else 0,
+                       minutes_since_exit=since_exit, exit_was_stop=same_day and entry.exit_was_stop,
+                       pnl_today=entry.pnl_today if same_day else 0.0)
+
+    def snapshot(self, symbol: str) -> LiveSnapshot | None:
+        """The current observation and mask inputs of ``symbol``; None before its first features."""
+        with self._lock:
+            entry = self._symbols.get(symbol)
+            if entry is None or entry.window.last_minute is None:
+                return None
+            minute = entry.window.last_minute
+            observation = entry.window.observation(PositionFeatures.from_state(entry.position))
+            return LiveSnapshot(symbol, minute, observation, self._inputs(entry, minute))

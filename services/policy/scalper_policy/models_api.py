@@ -1,0 +1,61 @@
+"""``/v1/models``: the model registry (list with scope ``read``, promote with scope ``admin``).
+
+Exactly one model is promoted at a time: promotion clears the previous one and sets the new one in
+one transaction under an advisory lock (and a partial unique index backs the rule up).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from sqlalchemy import Engine, select, text, update
+
+from scalper_shared.db.models import models
+from scalper_shared.runtime.api_security import ApiKeyRecord, Authenticator, Scope
+from scalper_shared.schema.training import ModelView
+
+logger = logging.getLogger(__name__)
+
+PROMOTION_LOCK_KEY = 0x5CA1_0DE1
+
+
+def list_models(engine: Engine, limit: int) -> list[ModelView]:
+    query = select(models).order_by(models.c.created_at.desc(), models.c.id).limit(limit)
+    with engine.connect() as connection:
+        return [ModelView.model_validate(dict(row._mapping)) for row in connection.execute(query)]
+
+
+def promote_model(engine: Engine, model_id: str) -> ModelView | None:
+    """Make ``model_id`` the one promoted model; None when no ready model has that id."""
+    with engine.begin() as connection:
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PROMOTION_LOCK_KEY})
+        exists = connection.execute(
+            select(models.c.id).where(models.c.id == model_id, models.c.status == "ready")).scalar_one_or_none()
+        if exists is None:
+            return None
+        connection.execute(update(models).where(models.c.promoted, models.c.id != model_id).values(promoted=False))
+        connection.execute(update(models).where(models.c.id == model_id).values(promoted=True))
+        row = connection.execute(select(models).where(models.c.id == model_id)).one()
+    return ModelView.model_validate(dict(row._mapping))
+
+
+def models_router(engine: Engine, auth: Authenticator) -> APIRouter:
+    router = APIRouter(prefix="/v1/models", tags=["models"])
+
+    @router.get("", response_model=list[ModelView], dependencies=[Depends(auth.require(Scope.READ))])
+    def get_models(limit: Annotated[int, Query(gt=0, le=500)] = 100) -> list[ModelView]:
+        """Registered models, newest first."""
+        return list_models(engine, limit)
+
+    @router.post("/{model_id}/promote", response_model=ModelView)
+    def promote(model_id: str, key: ApiKeyRecord = Depends(auth.require(Scope.ADMIN))) -> ModelView:
+        """Serve this model from now on; the previously promoted one is demoted."""
+        promoted = promote_model(engine, model_id)
+        if promoted is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ready model {model_id!r}")
+        logger.info("model %s promoted by key %s", model_id, key.name)
+        return promoted
+
+    return router

@@ -1,0 +1,41 @@
+"""The training job's config (defined in ``scalper_shared.schema.training``) and its SB3 translation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scalper_shared.schema.training import MILESTONE_STEPS, PPOConfig, TrainConfig
+
+__all__ = ["MILESTONE_STEPS", "PPOConfig", "TrainConfig", "maskable_ppo_kwargs", "resolve_device"]
+
+
+def resolve_device(requested: str) -> str:
+    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; explicit choices pass through."""
+    if requested != "auto":
+        return requested
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def maskable_ppo_kwargs(config: TrainConfig) -> dict[str, Any]:
+    """Keyword arguments of ``MaskablePPO(...)`` for ``config`` (policy, env and logger excluded)."""
+    from torch import nn
+
+    ppo = config.ppo
+    activation = {"tanh": nn.Tanh, "relu": nn.ReLU}[ppo.activation]
+    return {
+        "learning_rate": ppo.learning_rate,
+        "n_steps": ppo.n_steps,
+        "batch_size": ppo.batch_size,
+        "n_epochs": ppo.n_epochs,
+        "gamma": ppo.gamma,
+        "gae_lambda": ppo.gae_lambda,
+        "clip_range": ppo.clip_range,
+        "ent_coef": ppo.ent_coef,
+        "vf_coef": ppo.vf_coef,
+        "max_grad_norm": ppo.max_grad_norm,
+        "policy_kwargs": {"net_arch": list(ppo.net_arch), "activation_fn": activation},
+        "seed": config.seed,
+        "device": resolve_device(config.device),
+    }

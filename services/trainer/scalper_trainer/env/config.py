@@ -1,0 +1,49 @@
+"""The environment's configuration: one frozen object, saved with every model (``model_dump``)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from scalper_shared.core.features import FEATURE_SPEC
+from scalper_shared.core.premium import PremiumModelConfig
+from scalper_shared.core.rewards import RewardConfig
+from scalper_shared.core.risk import RiskConfig
+
+
+class EpisodeSampling(BaseModel):
+    """How an episode (one symbol-session) is drawn at every reset.
+
+    The episode index is uniform over the usable episodes; the first decision is at session row
+    ``start_row`` (default: the features' warm-up, 35 minutes after the first bar) plus a uniform
+    offset in ``0..random_start_minutes``. A session needs ``min_steps`` decisions to be usable.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    start_row: int = Field(default=FEATURE_SPEC.warmup, ge=0)
+    random_start_minutes: int = Field(default=0, ge=0)
+    min_steps: int = Field(default=30, ge=1)
+
+
+class EnvConfig(BaseModel):
+    """Everything that defines the trading environment's dynamics and reward.
+
+    ``contracts`` are bought on every entry (``BUY_CALL``/``BUY_PUT``), at the ATM strike of the bar.
+    Risk, premium and reward parameters are the shared core's own configs, so a model trained here
+    is judged by the exact rules execution enforces.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    contracts: int = Field(default=10, gt=0)
+    risk: RiskConfig = RiskConfig()
+    premium: PremiumModelConfig = PremiumModelConfig()
+    reward: RewardConfig = RewardConfig()
+    sampling: EpisodeSampling = EpisodeSampling()
+    step_reward_terms: bool = False
+    """Also put every reward term of every step in ``info["reward_terms"]``. The per-episode sums of
+    every term are always in ``info["episode_reward_terms"]`` when an episode ends; per-step dicts
+    cost the batched env about a third of its speed, so they are off for training."""
+
+
+DEFAULT_ENV_CONFIG = EnvConfig()

@@ -1,0 +1,331 @@
+"""The trading dynamics, vectorised over N environments: one numpy pass per step for all of them.
+
+The single gymnasium env (``single.py``) runs this core with N = 1 and the batched VecEnv
+(``vec.py``) with N = n_envs, so both follow the same rules by construction. Every rule is a shared
+core function: the mask (``masks.action_masks``), the premium (``premium.quote_at_vol``,
+``atm_strike``), the stop and its next-bar fill, the take-profit tiers, the flatten window
+(``risk``) and the reward terms (``rewards.reward_terms``). See ``docs/environment.md``.
+
+One step at session row ``i`` (the decision is taken at bar ``i``'s close):
+
+1. an invalid (masked-out) action is replaced by HOLD;
+2. an entry buys ``contracts`` at bar ``i``'s ask of the ATM strike (fixed from then on);
+   TRIM_50 / TRIM_70 / EXIT sell at bar ``i``'s bid;
+3. the clock moves to bar ``i+1`` and the risk layer marks the position at its bid: the stop (-15%)
+   sells everything at bar ``i+2``'s bid (the NEXT bar; bar ``i+1``'s on the session's last bar);
+   otherwise each take-profit tier reached sells its fraction at the bid; on the episode's last
+   bar (the first of the flatten window) the rest is sold at the bid;
+4. the reward terms of the step; the episode ends on that last bar.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from numpy.lib.stride_tricks import as_strided
+
+from scalper_shared.core.actions import Action
+from scalper_shared.core.features import FEATURE_SPEC
+from scalper_shared.core.features.spec import MARKET_INDEX
+from scalper_shared.core.masks import action_masks
+from scalper_shared.core.premium import (
+    atm_strike,
+    implied_vol,
+    quote_at_vol,
+    rolling_realised_vol,
+    round_trip_pnl,
+    symbol_spec_arrays,
+    time_to_expiry_years,
+)
+from scalper_shared.core.rewards import REWARD_TERMS, reward_terms
+from scalper_shared.core.risk import (
+    contracts_to_sell,
+    in_flatten_window,
+    stop_fill_price,
+    stop_triggered,
+    take_profit_tiers,
+)
+from scalper_trainer.env.config import EnvConfig
+from scalper_trainer.env.episodes import EpisodeSet
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+NO_EXIT = -(10**9)
+"""``last_exit_row`` of an environment that has not exited today (minutes since exit = inf)."""
+HOLD, BUY_CALL, BUY_PUT = int(Action.HOLD), int(Action.BUY_CALL), int(Action.BUY_PUT)
+TRIM_FRACTIONS = ((int(Action.TRIM_50), 0.5), (int(Action.TRIM_70), 0.7), (int(Action.EXIT), 1.0))
+EXTENSION_FEATURE = "dist_ema9"
+"""The (close - EMA) / ATR extension the bad-chase reward term reads."""
+
+
+class MarketTape:
+    """Episode arrays compiled for one :class:`EnvConfig`, laid out for O(1) gathers.
+
+    Every episode gets ``window - 1`` zero rows in front, so the observation window ending at global
+    row ``g`` is ``windows[g - window + 1]``: a strided view, no copy, zero rows before the session
+    exactly as ``observation_at`` pads them. Premium inputs (implied vol, years to expiry) are
+    computed once per bar with the shared premium functions.
+    """
+
+    def __init__(self, episodes: EpisodeSet, config: EnvConfig) -> None:
+        if episodes.n_episodes == 0:
+            raise ValueError("no episodes")
+        window, n_market = FEATURE_SPEC.window, FEATURE_SPEC.n_market
+        pad = window - 1
+        lengths = episodes.lengths
+        self.first_row: IntArray = episodes.offsets[:-1] + pad * (np.arange(episodes.n_episodes) + 1)
+        self.session_last_row: IntArray = self.first_row + lengths - 1
+        total = int(episodes.offsets[-1]) + pad * episodes.n_episodes
+        rows = np.repeat(self.first_row - episodes.offsets[:-1], lengths) + np.arange(episodes.offsets[-1])
+
+        def spread(values: npt.NDArray, dtype: type, fill: float = 0.0) -> npt.NDArray:
+            out = np.full(total, fill, dtype=dtype)
+            out[rows] = values
+            return out
+
+        features = np.zeros((total, n_market), dtype=np.float32)
+        features[rows] = episodes.features
+        self.features = features
+        self.windows = as_strided(features, shape=(total - pad, window, n_market),
+                                  strides=(features.strides[0], *features.strides), writeable=False)
+        self.pad = pad
+        self.close = spread(episodes.close, np.float64, 1.0)
+        self.minutes_to_close = spread(episodes.minutes_to_close, np.float64)
+        self.setup = spread(episodes.setup, np.int8)
+        self.extension = spread(episodes.features[:, MARKET_INDEX[EXTENSION_FEATURE]], np.float64)
+        premium = config.premium
+        vol = np.concatenate([rolling_realised_vol(episodes.close[a:b], premium.realised_vol_window)
+                              for a, b in zip(episodes.offsets[:-1], episodes.offsets[1:], strict=True)])
+        self.implied_vol = spread(implied_vol(vol, episodes.minute_of_day, premium), np.float64, 1.0)
+        self.t_years = spread(time_to_expiry_years(episodes.minutes_to_close, premium), np.float64, 1.0)
+        self.specs = symbol_spec_arrays(episodes.symbols, premium)
+        self.episodes = episodes
+        self._bounds(config)
+
+    def _bounds(self, config: EnvConfig) -> None:
+        """Per episode: the first decision row and the last row (first bar of the flatten window)."""
+        flatten = np.asarray(in_flatten_window(self.minutes_to_close, config.risk))
+        flatten[self.session_last_row] = True
+        flatten[:self.pad] = False
+        candidates = np.flatnonzero(flatten)
+        self.end_row: IntArray = candidates[np.searchsorted(candidates, self.first_row)]
+        self.start_row: IntArray = self.first_row + config.sampling.start_row
+        usable = self.end_row - self.start_row >= config.sampling.min_steps
+        self.usable: IntArray = np.flatnonzero(usable)
+        if self.usable.size == 0:
+            raise ValueError(f"none of {len(usable)} episodes has {config.sampling.min_steps} decisions "
+                             f"from row {config.sampling.start_row} to the flatten window")
+        self.random_start_minutes = config.sampling.random_start_minutes
+
+    def draw(self, rng: np.random.Generator) -> tuple[int, int]:
+        """(episode, first decision row) for one reset: two draws from ``rng``, always two."""
+        episode = int(self.usable[rng.integers(self.usable.size)])
+        offset = int(rng.integers(self.random_start_minutes + 1))
+        return episode, min(int(self.start_row[episode]) + offset, int(self.end_row[episode]) - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    reward: FloatArray
+    terms: dict[str, FloatArray]
+    terminated: BoolArray
+    replaced: BoolArray
+    """True where the action was masked out and HOLD was played instead."""
+
+
+class TradingBatch:
+    """The state of N environments and their vectorised step. No Python loop over environments."""
+
+    def __init__(self, tape: MarketTape, config: EnvConfig, n: int) -> None:
+        self.tape, self.config, self.n = tape, config, n
+        self.episode = np.zeros(n, np.int64)
+        self.row = np.zeros(n, np.int64)
+        self.end_row = np.zeros(n, np.int64)
+        self.side = np.zeros(n, np.int64)
+        self.strike = np.zeros(n)
+        self.entry_price = np.ones(n)
+        self.entry_contracts = np.ones(n, np.int64)
+        self.held = np.zeros(n, np.int64)
+        self.tiers_hit = np.zeros(n, np.int64)
+        self.mark_bid = np.zeros(n)
+        self.trades_today = np.zeros(n, np.int64)
+        self.last_exit_row = np.full(n, NO_EXIT, np.int64)
+        self.exit_was_stop = np.zeros(n, bool)
+        self.pnl_today = np.zeros(n)
+        self.episode_return = np.zeros(n)
+        self.episode_length = np.zeros(n, np.int64)
+        self.episode_terms = np.zeros((n, len(REWARD_TERMS)))
+        self._closed = np.zeros(n, np.int64)
+        self._exit_value = np.zeros(n)
+        self.masks = np.zeros((n, len(Action)), bool)
+
+    # -- episodes ------------------------------------------------------------------------------
+
+    def start(self, envs: IntArray, episodes: IntArray, start_rows: IntArray) -> None:
+        """Begin new episodes (flat, fresh day tallies) in environments ``envs``."""
+        self.episode[envs] = episodes
+        self.row[envs] = start_rows
+        self.end_row[envs] = self.tape.end_row[episodes]
+        for array, value in ((self.side, 0), (self.held, 0), (self.tiers_hit, 0), (self.trades_today, 0),
+                             (self.last_exit_row, NO_EXIT), (self.exit_was_stop, False),
+                             (self.pnl_today, 0.0), (self.episode_return, 0.0), (self.episode_length, 0),
+                             (self.mark_bid, 0.0), (self.strike, 0.0), (self.entry_price, 1.0),
+                             (self.entry_contracts, 1)):
+            array[envs] = value
+        self.episode_terms[envs] = 0.0
+
+    def session_rows(self) -> IntArray:
+        """The current bar of each environment as a row of its session (0 = the first bar)."""
+        return self.row - self.tape.first_row[self.episode]
+
+    # -- observation and mask ------------------------------------------------------------------
+
+    def observations(self, envs: IntArray | slice = slice(None)) -> npt.NDArray[np.float32]:
+        """(len(envs), 20, 23) float32: the market window plus the position columns on every row."""
+        window = self.tape.windows[self.row[envs] - self.tape.pad]
+        out = np.empty((*window.shape[:2], FEATURE_SPEC.n_features), dtype=np.float32)
+        out[:, :, :FEATURE_SPEC.n_market] = window
+        side_def, pnl_def = FEATURE_SPEC.position
+        held = self.held[envs] > 0
+        pnl = np.where(held, np.clip(self.mark_bid[envs] / self.entry_price[envs] - 1.0,
+                                     pnl_def.low, pnl_def.high), 0.0)
+        out[:, :, FEATURE_SPEC.n_market] = np.where(held, self.side[envs], 0)[:, None]
+        out[:, :, FEATURE_SPEC.n_market + 1] = pnl[:, None]
+        return out
+
+    def refresh_masks(self) -> BoolArray:
+        """Recompute the (N, 6) masks of the current bar with the shared mask rule."""
+        since = np.where(self.last_exit_row == NO_EXIT, np.inf, (self.row - self.last_exit_row).astype(float))
+        self.masks = action_masks(self.held > 0, minutes_to_close=self.tape.minutes_to_close[self.row],
+                                  trades_today=self.trades_today, minutes_since_exit=since,
+                                  exit_was_stop=self.exit_was_stop, pnl_today=self.pnl_today,
+                                  config=self.config.risk)
+        return self.masks
+
+    # -- step ----------------------------------------------------------------------------------
+
+    def step(self, actions: npt.ArrayLike) -> StepResult:
+        """Apply one action per environment and move every clock one bar (see the module doc)."""
+        requested = np.asarray(actions, dtype=np.int64).reshape(self.n)
+        allowed = self.masks[np.arange(self.n), requested]
+        action = np.where(allowed, requested, HOLD)
+        was_flat = self.held == 0
+        decision_row = self.row
+        self._closed[:] = 0
+        self._exit_value[:] = 0.0
+        self._enter(was_flat, action, decision_row)
+        self._reduce(was_flat, action, decision_row)
+        self.row = decision_row + 1
+        stop_fired = self._apply_risk()
+        terms = reward_terms(
+            action=action, was_flat=was_flat,
+            strong_call_setup=self.tape.setup[decision_row] == 1,
+            strong_put_setup=self.tape.setup[decision_row] == -1,
+            extension_atr=self.tape.extension[decision_row], closed_contracts=self._closed,
+            entry_price=self.entry_price,
+            exit_price=np.where(self._closed > 0, self._exit_value / np.maximum(self._closed, 1), np.nan),
+            entry_contracts=self.entry_contracts, stop_fired=stop_fired,
+            config=self.config.reward, premium_config=self.config.premium)
+        reward = terms["total"]
+        self.episode_return += reward
+        self.episode_length += 1
+        self.episode_terms += np.stack([terms[name] for name in REWARD_TERMS], axis=1)
+        return StepResult(reward, terms, self.row >= self.end_row, ~allowed)
+
+    def _quote_bid_ask(self, envs: IntArray, rows: IntArray) -> tuple[FloatArray, FloatArray]:
+        tape = self.tape
+        bid, _, ask = quote_at_vol(tape.specs.take(self.episode[envs]), tape.close[rows], self.strike[envs],
+                                   self.side[envs] == 1, tape.t_years[rows], tape.implied_vol[rows],
+                                   self.config.premium)
+        return np.atleast_1d(bid), np.atleast_1d(ask)
+
+    def _enter(self, was_flat: BoolArray, action: IntArray, rows: IntArray) -> None:
+        buyers = np.flatnonzero(was_flat & ((action == BUY_CALL) | (action == BUY_PUT)))
+        if buyers.size == 0:
+            return
+        at = rows[buyers]
+        self.side[buyers] = np.where(action[buyers] == BUY_CALL, 1, -1)
+        self.strike[buyers] = atm_strike(self.tape.specs.take(self.episode[buyers]), self.tape.close[at],
+                                         self.config.premium)
+        bid, ask = self._quote_bid_ask(buyers, at)
+        self.entry_price[buyers] = ask
+        self.mark_bid[buyers] = bid
+        self.entry_contracts[buyers] = self.config.contracts
+        self.held[buyers] = self.config.contracts
+        self.tiers_hit[buyers] = 0
+        self.trades_today[buyers] += 1
+
+    def _reduce(self, was_flat: BoolArray, action: IntArray, rows: IntArray) -> None:
+        for reducing, fraction in TRIM_FRACTIONS:
+            envs = np.flatnonzero(~was_flat & (action == reducing))
+            if envs.size:
+                self._sell(envs, contracts_to_sell(self.held[envs], fraction), self.mark_bid[envs],
+                           rows[envs], stop=False)
+
+    def _apply_risk(self) -> BoolArray:
+        """Mark open positions at the new bar's bid; stop, take-profit tiers, flatten."""
+        stop_fired = np.zeros(self.n, bool)
+        envs = np.flatnonzero(self.held > 0)
+        if envs.size == 0:
+            return stop_fired
+        now = self.row[envs]
+        following = np.minimum(now + 1, self.tape.session_last_row[self.episode[envs]])
+        bids, _ = self._quote_bid_ask(np.concatenate([envs, envs]), np.concatenate([now, following]))
+        bid_now, bid_next = bids[:envs.size], bids[envs.size:]
+        self.mark_bid[envs] = bid_now
+        stopped = np.asarray(stop_triggered(self.entry_price[envs], bid_now, self.config.risk), dtype=bool)
+        if stopped.any():
+            stop_fired[envs[stopped]] = True
+            self._sell(envs[stopped], self.held[envs[stopped]], stop_fill_price(bid_next[stopped]),
+                       following[stopped], stop=True)
+        rest = ~stopped
+        self._take_profits(envs[rest], bid_now[rest], now[rest])
+        flatten = (self.held[envs] > 0) & (now >= self.end_row[envs])
+        if flatten.any():
+            self._sell(envs[flatten], self.held[envs[flatten]], bid_now[flatten], now[flatten], stop=False)
+        return stop_fired
+
+    def _take_profits(self, envs: IntArray, bid: FloatArray, rows: IntArray) -> None:
+        """Each tier reached sells its fraction at the bid, one tier at a time (a jump hits several)."""
+        for _ in self.config.risk.take_profit_tiers:
+            tier, fraction = take_profit_tiers(self.entry_price[envs], bid, self.tiers_hit[envs],
+                                               self.config.risk)
+            hit = (np.atleast_1d(tier) > 0) & (self.held[envs] > 0)
+            if not hit.any():
+                return
+            sellers = envs[hit]
+            self.tiers_hit[sellers] = np.atleast_1d(tier)[hit]
+            self._sell(sellers, contracts_to_sell(self.held[sellers], np.atleast_1d(fraction)[hit]),
+                       bid[hit], rows[hit], stop=False)
+
+    def _sell(self, envs: IntArray, contracts: npt.ArrayLike, price: npt.ArrayLike, exit_rows: IntArray,
+              *, stop: bool) -> None:
+        sold = np.atleast_1d(np.asarray(contracts, dtype=np.int64))
+        fill = np.atleast_1d(np.asarray(price, dtype=np.float64))
+        self.held[envs] -= sold
+        self._closed[envs] += sold
+        self._exit_value[envs] += sold * fill
+        self.pnl_today[envs] += np.atleast_1d(round_trip_pnl(self.entry_price[envs], fill, sold,
+                                                             self.config.premium))
+        closed = self.held[envs] == 0
+        self.side[envs[closed]] = 0
+        self.last_exit_row[envs[closed]] = np.atleast_1d(exit_rows)[closed]
+        self.exit_was_stop[envs[closed]] = stop
+
+    # -- episode summary -----------------------------------------------------------------------
+
+    def episode_summary(self, env: int) -> dict[str, object]:
+        """What an info dict carries at the end of environment ``env``'s episode."""
+        episode = int(self.episode[env])
+        return {
+            "episode": {"r": float(self.episode_return[env]), "l": int(self.episode_length[env])},
+            "episode_reward_terms": dict(zip(REWARD_TERMS, self.episode_terms[env].tolist(), strict=True)),
+            "episode_trades": int(self.trades_today[env]),
+            "episode_pnl": float(self.pnl_today[env]),
+            "symbol": self.tape.episodes.symbols[episode],
+            "day": self.tape.episodes.days[episode].isoformat(),
+        }

@@ -1,0 +1,194 @@
+"""Training-job API types: the frozen ``TrainConfig`` saved with every model, and job/model views.
+
+The policy API validates and enqueues a ``TrainConfig`` (it never imports torch); the trainer
+worker runs it. Both sides agree here on the queue name, the job function, the deterministic job
+id of an ``Idempotency-Key`` and the Redis key of the cooperative cancel flag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from scalper_shared.core.rewards import RewardConfig
+
+TRAINING_QUEUE = "training"
+TRAINING_JOB_FUNC = "scalper_trainer.jobs.run_training_job"
+MILESTONE_STEPS: tuple[int, ...] = (5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000)
+"""Steps at which a checkpoint (and its diagnostics) is always written, besides every N steps."""
+KNOWN_SYMBOLS = ("SPY", "QQQ", "I:SPX")
+
+
+class PPOConfig(BaseModel):
+    """MaskablePPO hyperparameters (SB3 names and meanings)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    learning_rate: float = Field(3e-4, gt=0)
+    n_steps: int = Field(512, gt=1, description="Rollout length per environment")
+    batch_size: int = Field(256, gt=1)
+    n_epochs: int = Field(5, gt=0)
+    gamma: float = Field(0.99, gt=0, le=1)
+    gae_lambda: float = Field(0.95, gt=0, le=1)
+    clip_range: float = Field(0.2, gt=0)
+    ent_coef: float = Field(0.08, ge=0, description="Entropy bonus; 0.08 keeps the policy exploring")
+    vf_coef: float = Field(0.5, ge=0)
+    max_grad_norm: float = Field(0.5, gt=0)
+    net_arch: tuple[int, ...] = Field((128, 128), min_length=1)
+    activation: Literal["tanh", "relu"] = "tanh"
+
+
+class TrainConfig(BaseModel):
+    """One training job: data window, budget, seed, PPO and reward settings. Saved with the model.
+
+    Training uses the trading days ``train_from..train_to`` (inclusive); diagnostics at every
+    checkpoint use the held-out days ``validation_from..validation_to``, which must come after them.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    symbols: tuple[str, ...] = Field(("SPY", "QQQ"), min_length=1)
+    train_from: date
+    train_to: date
+    validation_from: date
+    validation_to: date
+    data_source: Literal["database", "synthetic"] = Field(
+        "synthetic", description="Bars from the database, or the embedded synthetic market")
+    data_seed: int = Field(0, ge=0, description="Seed of the synthetic market (synthetic source only)")
+    total_timesteps: int = Field(50_000, gt=0, le=100_000_000)
+    checkpoint_every: int = Field(25_000, gt=0, description="Checkpoint every N steps (plus milestones)")
+    seed: int = Field(0, ge=0)
+    n_envs: int = Field(4, gt=0, le=256)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    ppo: PPOConfig = PPOConfig()
+    reward: RewardConfig = RewardConfig()
+
+    @field_validator("symbols")
+    @classmethod
+    def _known_symbols(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [s for s in value if s not in KNOWN_SYMBOLS]
+        if unknown:
+            raise ValueError(f"unknown symbol(s) {unknown}; known: {list(KNOWN_SYMBOLS)}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"symbols repeat: {list(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered_windows(self) -> TrainConfig:
+        if self.train_from > self.train_to:
+            raise ValueError(f"train_from {self.train_from} is after train_to {self.train_to}")
+        if self.validation_from > self.validation_to:
+            raise ValueError(f"validation_from {self.validation_from} is after validation_to {self.validation_to}")
+        if self.validation_from <= self.train_to:
+            raise ValueError(f"validation days must be held out: validation_from {self.validation_from}"
+                             f" is not after train_to {self.train_to}")
+        return self
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def config_hash(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+    def checkpoint_steps(self) -> tuple[int, ...]:
+        """Every step at which a checkpoint is written: each ``checkpoint_every``, milestones, the end."""
+        every = range(self.checkpoint_every, self.total_timesteps + 1, self.checkpoint_every)
+        milestones = (m for m in MILESTONE_STEPS if m <= self.total_timesteps)
+        return tuple(sorted({*every, *milestones, self.total_timesteps}))
+
+
+def job_id_for_key(idempotency_key: str) -> str:
+    """The deterministic RQ job id of an ``Idempotency-Key`` (the same key -> the same job)."""
+    return "train-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+
+
+def cancel_flag_key(job_id: str) -> str:
+    """Redis key the API sets to ask a running job to stop at its next callback."""
+    return f"scalper:training:cancel:{job_id}"
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SCHEDULED = "scheduled"
+
+
+class Progress(BaseModel):
+    """Where a running job is; saved in the RQ job's meta by the training callback."""
+
+    steps: int = 0
+    total_steps: int = 0
+    steps_per_second: float = 0.0
+    eta_seconds: float | None = None
+    updated_at: datetime | None = None
+
+
+class Diagnostics(BaseModel):
+    """Behaviour of the policy on the held-out validation days at one checkpoint (shares in 0..1)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    step: int
+    hold_pct: float
+    buy_pct: float
+    buy_call_pct: float
+    buy_put_pct: float
+    strong_setup_buy_rate: float | None = Field(description="Share of strong setups met with a BUY (None: none)")
+    trades_per_day: float
+    mean_episode_pnl: float
+    policy_entropy: float
+    validation_steps: int
+    collapse_warning: bool = False
+
+
+class TrainingJobView(BaseModel):
+    """``GET /v1/training-jobs/{id}``."""
+
+    id: str
+    state: JobState
+    rq_status: str
+    config: dict[str, Any] | None = None
+    progress: Progress | None = None
+    diagnostics: list[Diagnostics] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    model_id: str | None = None
+    error: str | None = None
+    enqueued_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    retries_left: int | None = None
+
+
+class TrainingJobAccepted(BaseModel):
+    """``POST /v1/training-jobs`` answer (202)."""
+
+    id: str
+    state: JobState
+    status_url: str
+
+
+class ModelView(BaseModel):
+    """One row of the models registry."""
+
+    id: str
+    job_id: str
+    created_at: datetime
+    spec_hash: str
+    train_from: date
+    train_to: date
+    validation_from: date
+    validation_to: date
+    total_timesteps: int
+    metrics: dict[str, Any]
+    config: dict[str, Any]
+    artifact_path: str
+    status: str
+    promoted: bool

@@ -1,0 +1,63 @@
+"""TrainConfig: validation at the boundary, checkpoint schedule, hash, SB3 translation."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from pydantic import ValidationError
+
+from scalper_shared.schema.training import TrainConfig, job_id_for_key
+from scalper_trainer.config import maskable_ppo_kwargs, resolve_device
+
+WINDOW = {"train_from": date(2025, 7, 1), "train_to": date(2025, 7, 31),
+          "validation_from": date(2025, 8, 1), "validation_to": date(2025, 8, 8)}
+
+
+def test_defaults_keep_the_entropy_bonus_and_a_frozen_config() -> None:
+    config = TrainConfig(**WINDOW)
+    assert config.ppo.ent_coef == 0.08
+    assert config.device == "auto"
+    with pytest.raises(ValidationError):
+        config.seed = 3  # type: ignore[misc]
+
+
+def test_checkpoints_at_every_interval_every_milestone_and_the_end() -> None:
+    config = TrainConfig(**WINDOW, total_timesteps=60_000, checkpoint_every=20_000)
+    assert config.checkpoint_steps() == (5_000, 10_000, 20_000, 25_000, 40_000, 50_000, 60_000)
+
+
+def test_a_short_job_checkpoints_at_its_end_only_once() -> None:
+    assert TrainConfig(**WINDOW, total_timesteps=3_000, checkpoint_every=1_000).checkpoint_steps() == (
+        1_000, 2_000, 3_000)
+
+
+def test_validation_days_must_come_after_the_training_days() -> None:
+    with pytest.raises(ValidationError, match="held out"):
+        TrainConfig(**{**WINDOW, "validation_from": date(2025, 7, 31)})
+
+
+def test_unknown_symbol_and_unknown_field_are_rejected() -> None:
+    with pytest.raises(ValidationError, match="unknown symbol"):
+        TrainConfig(**WINDOW, symbols=("SPY", "TSLA"))
+    with pytest.raises(ValidationError, match="timestep"):
+        TrainConfig(**WINDOW, timestep=5)  # type: ignore[call-arg]
+
+
+def test_config_hash_is_stable_and_sensitive() -> None:
+    a, b = TrainConfig(**WINDOW), TrainConfig(**WINDOW)
+    assert a.config_hash() == b.config_hash()
+    assert a.config_hash() != TrainConfig(**WINDOW, seed=1).config_hash()
+
+
+def test_idempotency_key_gives_a_deterministic_job_id() -> None:
+    assert job_id_for_key("abc") == job_id_for_key("abc")
+    assert job_id_for_key("abc") != job_id_for_key("abd")
+
+
+def test_ppo_kwargs_follow_the_config() -> None:
+    config = TrainConfig(**WINDOW, seed=7, device="cpu")
+    kwargs = maskable_ppo_kwargs(config)
+    assert kwargs["ent_coef"] == 0.08 and kwargs["seed"] == 7 and kwargs["device"] == "cpu"
+    assert kwargs["policy_kwargs"]["net_arch"] == [128, 128]
+    assert resolve_device("auto") in ("cpu", "cuda")
