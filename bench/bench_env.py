@@ -8,7 +8,7 @@ Prints (wall clock and process CPU time, with the machine's load average, since 
    extrapolated time for 500k steps.
 
 ``python -m bench env`` (or ``make bench``). Environment variables shrink or grow it:
-``BENCH_ENV_TRAIN_STEPS`` (default 65,536), ``BENCH_ENV_REF_TRAIN_STEPS`` (default 16,384).
+``BENCH_ENV_TRAIN_STEPS`` (default 65,536), ``BENCH_ENV_REF_TRAIN_STEPS`` (default 8,192: one rollout).
 """
 
 from __future__ import annotations
@@ -25,7 +25,13 @@ from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.utils import get_action_masks
 from stable_baselines3.common.vec_env import VecEnv
 
-from scalper_trainer.env import EnvConfig, MarketTape, make_reference_vec_env, make_vec_env, synthetic_episodes
+from scalper_trainer.env import (
+    EnvConfig,
+    MarketTape,
+    make_reference_vec_env,
+    make_vec_env,
+    synthetic_episodes,
+)
 
 N_ENVS = 128
 PPO_KWARGS = {
@@ -37,7 +43,7 @@ PPO_KWARGS = {
     "ent_coef": 0.08,
     "policy_kwargs": {"net_arch": [64, 64]},
 }
-TORCH_THREADS = 2
+TORCH_THREADS = 1  # 2 threads oversubscribe a shared 2-core machine (measured 8x slower per CPU-s)
 GOALS = {"train": 3_000.0, "env": 100_000.0, "ratio": 5.0}
 
 
@@ -93,7 +99,7 @@ def train_steps(env: VecEnv, total: int, seed: int = 0) -> Rate:
 def main() -> None:
     torch.set_num_threads(TORCH_THREADS)
     train_total = int(os.environ.get("BENCH_ENV_TRAIN_STEPS", 65_536))
-    ref_total = int(os.environ.get("BENCH_ENV_REF_TRAIN_STEPS", 16_384))
+    ref_total = int(os.environ.get("BENCH_ENV_REF_TRAIN_STEPS", 8_192))
     started = time.perf_counter()
     episodes = synthetic_episodes(date(2024, 3, 4), date(2024, 3, 29), seed=7)
     config = EnvConfig()
@@ -105,9 +111,9 @@ def main() -> None:
     print("\nenv only (random masked actions):")
     env_rates = {}
     for n in (64, N_ENVS, 256, 1024):
-        env_rates[n] = random_masked_steps(make_vec_env(tape, config, n, seed=0), 200_000 // n + 50)
+        env_rates[n] = random_masked_steps(make_vec_env(tape, config, n, seed=0), 120_000 // n + 20)
         print("  " + env_rates[n].line(f"ScalperVecEnv n_envs={n}"))
-    ref_env = random_masked_steps(make_reference_vec_env(tape, config, N_ENVS, seed=0), 40)
+    ref_env = random_masked_steps(make_reference_vec_env(tape, config, N_ENVS, seed=0), 30)
     print("  " + ref_env.line(f"reference DummyVecEnv n_envs={N_ENVS}"))
     print(f"  {_load()}")
 

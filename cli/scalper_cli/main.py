@@ -12,8 +12,10 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
+from scalper_cli.commands import data as data_command
 from scalper_cli.commands import demo as demo_command
 from scalper_cli.commands import features as features_command
+from scalper_cli.commands import ingest as ingest_command
 from scalper_cli.commands import stack as stack_command
 from scalper_cli.commands import train as train_command
 
@@ -22,6 +24,8 @@ app = typer.Typer(help="Scalper: 0DTE options scalping agent, from data to paper
 app.add_typer(stack_command.app, name="stack")
 app.add_typer(train_command.app, name="train")
 app.add_typer(features_command.app, name="features")
+app.add_typer(ingest_command.app, name="ingest")
+app.add_typer(data_command.app, name="data")
 app.command("demo")(demo_command.demo)
 
 

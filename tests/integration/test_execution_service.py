@@ -12,6 +12,12 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from scalper_execution.api import install_routes
+from scalper_execution.brokers.base import BrokerOrder, BrokerTimeout
+from scalper_execution.brokers.paper import PaperBroker
+from scalper_execution.engine import ORDER_RATE_LIMIT, ExecutionConfig, ExecutionEngine
+from scalper_execution.service import ExecutionService, StreamPublisher
+from scalper_execution.store import Store
 from scalper_shared.bus import Delivery, StreamProducer
 from scalper_shared.clock import FakeClock, SequentialIds
 from scalper_shared.core.actions import Action
@@ -21,15 +27,15 @@ from scalper_shared.core.risk import RiskConfig
 from scalper_shared.db import make_engine
 from scalper_shared.db.models import orders, paper_orders, risk_events, trades
 from scalper_shared.runtime import build_service_app
-from scalper_shared.runtime.api_security import ApiKeyRecord, ApiSettingsMixin, Scope, hash_key, install_api_security
+from scalper_shared.runtime.api_security import (
+    ApiKeyRecord,
+    ApiSettingsMixin,
+    Scope,
+    hash_key,
+    install_api_security,
+)
 from scalper_shared.schema import make_envelope, streams
 from scalper_shared.schema.messages import SubmitOrder
-from scalper_execution.api import install_routes
-from scalper_execution.brokers.base import BrokerOrder, BrokerTimeout
-from scalper_execution.brokers.paper import PaperBroker
-from scalper_execution.engine import ORDER_RATE_LIMIT, ExecutionConfig, ExecutionEngine
-from scalper_execution.service import ExecutionService, StreamPublisher
-from scalper_execution.store import Store
 from tests.unit.execution_support import FakeMonotonic, bar, decision
 
 pytestmark = pytest.mark.integration
@@ -127,7 +133,6 @@ def test_a_redelivered_decision_makes_one_order(database, redis_client, stream_p
     for _ in range(3):
         deliver(service, decision("SPY", 5, Action.BUY_CALL), "same-envelope")
     restarted = build(database, redis_client, stream_prefix, RiskConfig())
-    warm(restarted)
     deliver(restarted, decision("SPY", 5, Action.BUY_CALL), "same-envelope")
     assert count(database, paper_orders) == 1 and count(database, orders) == 1
 

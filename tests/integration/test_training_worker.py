@@ -8,6 +8,7 @@ the step count continues) and registers exactly one model with diagnostics at ev
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import redis
 from rq import Queue
@@ -37,14 +39,16 @@ from tests.integration.training_support import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+logger = logging.getLogger(__name__)
 
 STEPS = int(os.environ.get("SCALPER_TRAINING_ACCEPTANCE_STEPS", "3000"))
 CONFIG: dict[str, Any] = {
     "symbols": ["SPY", "QQQ"], "data_source": "synthetic",
     "train_from": "2025-07-01", "train_to": "2025-07-31", "validation_from": "2025-08-01", "validation_to": "2025-08-08",
     "total_timesteps": STEPS, "checkpoint_every": 25_000 if STEPS >= 50_000 else 1_000, "n_envs": 4, "device": "cpu",
-    "ppo": {"n_steps": 128, "batch_size": 128, "n_epochs": 2, "net_arch": [64, 64]},
 }
+if STEPS < 50_000:  # the short run uses a lighter PPO so that the suite stays quick
+    CONFIG["ppo"] = {"n_steps": 128, "batch_size": 128, "n_epochs": 2, "net_arch": [64, 64]}
 
 
 class WorkerProcess:
@@ -58,15 +62,16 @@ class WorkerProcess:
                                          stderr=subprocess.STDOUT, start_new_session=True)
 
     def kill(self) -> None:
-        """SIGKILL the worker and its work-horse (the whole process group)."""
+        """SIGKILL the worker and its work-horse (RQ puts the horse in a session of its own)."""
         assert self.proc is not None
+        for horse in psutil.Process(self.proc.pid).children(recursive=True):
+            horse.kill()
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+            self.kill()
 
 
 @pytest.fixture
@@ -137,4 +142,5 @@ def test_a_killed_job_resumes_from_its_checkpoint_and_registers_one_model(stack:
     assert NumpyPolicy.load(artifact / "policy.npz").n_actions == 6
     listed = api.get("/v1/models", headers=headers("reader-key")).json()
     assert [m["id"] for m in listed] == [row.id]
-    print(f"\njob {job_id}: {STEPS} steps, figures {view['progress']}, diagnostics {view['diagnostics']}")
+    logger.info("job %s: %d steps, progress %s, model metrics %s, diagnostics %s", job_id, STEPS,
+                view["progress"], row.metrics, view["diagnostics"])

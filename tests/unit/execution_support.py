@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from scalper_execution.engine import Effects, ExecutionConfig, ExecutionEngine
 from scalper_shared.clock import FakeClock
 from scalper_shared.core.actions import N_ACTIONS, Action
 from scalper_shared.core.premium import DEFAULT_PREMIUM_CONFIG, commission
 from scalper_shared.core.ratelimit import RateLimit
 from scalper_shared.core.risk import RiskConfig
 from scalper_shared.schema.messages import Bar, OrderFilled, OrderSide, PolicyDecision, Session
-from scalper_execution.engine import Effects, ExecutionConfig, ExecutionEngine
 
 DAY_OPEN = datetime(2025, 7, 1, 13, 30, tzinfo=UTC)  # 09:30 ET, a regular 16:00 session
 

@@ -10,15 +10,14 @@ import numpy as np
 import redis
 from sqlalchemy import create_engine
 
+from scalper_policy.inference import ServedModel, load_served_model
+from scalper_policy.settings import PolicySettings
 from scalper_shared.clock import FakeClock
 from scalper_shared.core.actions import N_ACTIONS
 from scalper_shared.core.features import FEATURE_SPEC
 from scalper_shared.core.policy_net import NumpyPolicy
 from scalper_shared.runtime.api_security import ApiKeyRecord, Scope, hash_key
 from scalper_shared.runtime.bootstrap import Connections
-
-from scalper_policy.inference import ServedModel, load_served_model
-from scalper_policy.settings import PolicySettings
 
 KEYS = {scope: f"{scope.value}-secret" for scope in Scope}
 RECORDS = [ApiKeyRecord(name=f"{scope.value}-key", sha256=hash_key(KEYS[scope]), scopes=frozenset({scope}))
@@ -34,7 +33,7 @@ def headers(scope: Scope) -> dict[str, str]:
 def random_policy(seed: int, hidden: tuple[int, ...] = (64, 64)) -> NumpyPolicy:
     rng = np.random.default_rng(seed)
     sizes = (OBS_SHAPE[0] * OBS_SHAPE[1], *hidden)
-    layers = tuple((rng.normal(0, 0.2, (a, b)), rng.normal(0, 0.1, b)) for a, b in zip(sizes, sizes[1:]))
+    layers = tuple((rng.normal(0, 0.2, (a, b)), rng.normal(0, 0.1, b)) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
     return NumpyPolicy(hidden=layers, head=(rng.normal(0, 0.5, (sizes[-1], N_ACTIONS)), rng.normal(0, 0.1, N_ACTIONS)))
 
 

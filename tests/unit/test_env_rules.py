@@ -231,7 +231,8 @@ def test_trim_50_and_trim_70_sell_rounded_half_up_at_the_bid() -> None:
 
 
 def test_position_is_flattened_and_the_episode_ends_five_minutes_before_the_close() -> None:
-    env = make_env([500.0], step_reward_terms=True)
+    # a flat market bleeds theta: a wide stop keeps the position until the flatten window
+    env = make_env([500.0], step_reward_terms=True, risk=RiskConfig(stop_loss_pct=0.95))
     env.step(Action.BUY_CALL)
     steps, terminated, info = 1, False, {}
     while not terminated:

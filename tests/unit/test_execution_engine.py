@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from scalper_execution.contracts import occ_symbol, parse_occ
+from scalper_execution.engine import ORDER_RATE_LIMIT, STOP_REASON, client_order_id
 from scalper_shared.core.actions import Action
 from scalper_shared.core.premium import DEFAULT_PREMIUM_CONFIG
 from scalper_shared.core.risk import RiskConfig, RiskReason, TakeProfitTier
 from scalper_shared.schema.messages import OrderSide, TradingState, TradingStateChanged
-from scalper_execution.contracts import occ_symbol, parse_occ
-from scalper_execution.engine import ORDER_RATE_LIMIT, STOP_REASON, client_order_id
 from tests.unit.execution_support import FakeMonotonic, bar, decision, fill_all, make_engine, minute
 
 
@@ -46,10 +46,10 @@ def test_client_order_ids_are_deterministic_per_cause() -> None:
 
 def test_stop_fires_on_the_breaching_bar_even_when_the_policy_holds() -> None:
     engine = make_engine(RiskConfig(take_profit_tiers=()))
-    n = warm_up(engine)
-    entry = open_call(engine, n=n)
+    start = warm_up(engine)
+    entry = open_call(engine, n=start)
     price = 600.0
-    for n in range(n + 1, 60):
+    for n in range(start + 1, 60):
         price -= 0.25
         assert not engine.on_decision(decision("SPY", n, Action.HOLD), f"hold-{n}").orders
         effects = engine.on_bar(bar("SPY", n, price))

@@ -8,9 +8,9 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, FastAPI, Query
 from pydantic import BaseModel, Field
 
+from scalper_execution.service import ExecutionService
 from scalper_shared.runtime.api_security import Authenticator, Scope
 from scalper_shared.schema.messages import TradingState
-from scalper_execution.service import ExecutionService
 
 ORDER_STATUSES = Literal["submitted", "accepted", "partially_filled", "filled", "canceled", "rejected"]
 

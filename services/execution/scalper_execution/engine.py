@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from scalper_execution.contracts import MarketState, OptionQuote, occ_symbol, parse_occ
 from scalper_shared.clock import Clock
 from scalper_shared.core.actions import Action
 from scalper_shared.core.calendar import session_date, trading_day
@@ -47,7 +48,6 @@ from scalper_shared.schema.messages import (
     TradingState,
     TradingStateChanged,
 )
-from scalper_execution.contracts import MarketState, OptionQuote, occ_symbol, parse_occ
 
 logger = logging.getLogger(__name__)
 

@@ -9,6 +9,12 @@ import time
 
 from fastapi import FastAPI
 
+from scalper_execution.api import install_routes
+from scalper_execution.brokers.paper import PaperBroker, PaperBrokerConfig
+from scalper_execution.engine import ExecutionConfig, ExecutionEngine
+from scalper_execution.service import ExecutionService, StreamPublisher
+from scalper_execution.settings import ExecutionSettings
+from scalper_execution.store import Store
 from scalper_shared.bus import ConsumerConfig, ConsumerRunner, StreamProducer
 from scalper_shared.clock import SystemClock, uuid_ids
 from scalper_shared.core.premium import DEFAULT_PREMIUM_CONFIG
@@ -20,12 +26,6 @@ from scalper_shared.runtime.app import ThreadWorker
 from scalper_shared.runtime.bootstrap import connect
 from scalper_shared.schema import streams
 from scalper_shared.settings import load_settings
-from scalper_execution.api import install_routes
-from scalper_execution.brokers.paper import PaperBroker, PaperBrokerConfig
-from scalper_execution.engine import ExecutionConfig, ExecutionEngine
-from scalper_execution.service import ExecutionService, StreamPublisher
-from scalper_execution.settings import ExecutionSettings
-from scalper_execution.store import Store
 
 SERVICE = "execution"
 GROUP = "execution"
@@ -38,7 +38,7 @@ def build_service(settings: ExecutionSettings) -> tuple[ExecutionService, list[T
     database = make_engine(settings.database_url)
     migrate(database)
     clock = SystemClock()
-    engine = ExecutionEngine(settings.risk_config, DEFAULT_PREMIUM_CONFIG, clock, time.monotonic,
+    engine = ExecutionEngine(settings.risk, DEFAULT_PREMIUM_CONFIG, clock, time.monotonic,
                              ExecutionConfig(settings.contracts_per_entry, RateLimit.parse(settings.order_rate_limit)))
     broker = PaperBroker(database, engine.quote_option, clock, DEFAULT_PREMIUM_CONFIG,
                          PaperBrokerConfig(deterministic=settings.paper_deterministic,

@@ -15,9 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from scalper_execution.brokers.base import Broker, BrokerError, BrokerOrder, BrokerRejected, BrokerStatus
+from scalper_execution.engine import Effects, ExecutionEngine, OpenOrder
+from scalper_execution.store import Store
 from scalper_shared.bus import Delivery, StreamProducer
 from scalper_shared.clock import Clock, IdFactory
-from scalper_shared.schema import make_envelope, streams
+from scalper_shared.schema import make_envelope
 from scalper_shared.schema.envelope import Message
 from scalper_shared.schema.messages import (
     Bar,
@@ -29,9 +32,6 @@ from scalper_shared.schema.messages import (
     PositionState,
     TradingState,
 )
-from scalper_execution.brokers.base import Broker, BrokerError, BrokerOrder, BrokerRejected, BrokerStatus
-from scalper_execution.engine import Effects, ExecutionEngine, OpenOrder
-from scalper_execution.store import Store
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -18,12 +18,22 @@ class ExecutionSettings(ServiceSettings, ApiSettingsMixin):
                                      description="Where orders go (the live adapter is not built yet)")
     contracts_per_entry: int = Field(1, gt=0, validation_alias="EXECUTION_CONTRACTS_PER_ENTRY")
     order_rate_limit: str = Field("100/1s", validation_alias="EXECUTION_ORDER_RATE_LIMIT")
-    risk_config: RiskConfig = Field(default_factory=RiskConfig, validation_alias="EXECUTION_RISK_CONFIG",
-                                    description="JSON of RiskConfig fields; unset fields keep their defaults")
+    risk_config: dict[str, Any] = Field(default_factory=dict, validation_alias="EXECUTION_RISK_CONFIG",
+                                        description="JSON of RiskConfig fields; unset fields keep their defaults")
     reconcile_interval_ms: int = Field(250, gt=0, validation_alias="EXECUTION_RECONCILE_INTERVAL_MS")
     paper_deterministic: bool = Field(True, validation_alias="PAPER_DETERMINISTIC")
     paper_latency_ms: int = Field(0, ge=0, validation_alias="PAPER_LATENCY_MS")
     paper_slippage_ticks: int = Field(0, ge=0, validation_alias="PAPER_SLIPPAGE_TICKS")
+
+    @field_validator("risk_config")
+    @classmethod
+    def _valid_risk(cls, value: dict[str, Any]) -> dict[str, Any]:
+        RiskConfig.model_validate(value)
+        return value
+
+    @property
+    def risk(self) -> RiskConfig:
+        return RiskConfig.model_validate(self.risk_config)
 
     @field_validator("order_rate_limit")
     @classmethod

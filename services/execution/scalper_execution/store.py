@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
+from scalper_execution.engine import STOP_REASON, DayTally, EngineState, OpenOrder, Position
 from scalper_shared.core.risk import ExitRecord
 from scalper_shared.db.models import daily_pnl, fills, orders, risk_events, risk_state, trades
 from scalper_shared.schema.envelope import Message
@@ -28,7 +29,6 @@ from scalper_shared.schema.messages import (
     TradingState,
     TradingStateChanged,
 )
-from scalper_execution.engine import STOP_REASON, DayTally, EngineState, OpenOrder, Position
 
 OPEN_ORDER_STATUSES = ("submitted", "accepted", "partially_filled")
 _state_change_seq = itertools.count()

@@ -78,8 +78,12 @@ def build_features(db: Engine, root: Path, symbols: Sequence[str], start: date, 
 
 def session_feature_days(bounds: SessionBounds, bars: dict[str, BarArrays], symbols: Sequence[str],
                          spec: FeatureSpec = FEATURE_SPEC) -> list[FeatureDay]:
-    """Batch features of one session for every symbol with bars, context among ``symbols``."""
-    sessions = {s: fill_gaps(bounds, b) for s, b in bars.items() if len(b)}
+    """Batch features of one session for every symbol with bars, context among ``symbols``.
+
+    Bars outside the session's regular hours are ignored.
+    """
+    regular = {s: b.take(np.flatnonzero((b.t >= bounds.open_ms) & (b.t < bounds.close_ms))) for s, b in bars.items()}
+    sessions = {s: fill_gaps(bounds, b) for s, b in regular.items() if len(b)}
     context = {s: {bounds.day: session} for s, session in sessions.items()}
     reference = reference_symbol(frozenset(symbols))
     out = []

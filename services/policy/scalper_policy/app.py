@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from scalper_shared.runtime import build_service_app
-from scalper_shared.runtime.api_security import install_api_security
-from scalper_shared.runtime.bootstrap import Connections
-
 from scalper_policy.models_api import models_router
 from scalper_policy.policy_api import policy_router
 from scalper_policy.serving import PolicyRuntime, build_policy_runtime
 from scalper_policy.settings import PolicySettings
 from scalper_policy.training_api import TrainingJobs, training_router
+from scalper_shared.runtime import build_service_app
+from scalper_shared.runtime.api_security import SECURED_RESPONSES, install_api_security
+from scalper_shared.runtime.bootstrap import Connections
 
 SERVICE = "policy"
 
@@ -31,9 +30,9 @@ def build_policy_app(settings: PolicySettings, connections: Connections,
     auth = install_api_security(app, settings)
     jobs = TrainingJobs(connections.redis, job_timeout_s=settings.training_job_timeout_s,
                         retries=settings.training_job_retries, result_ttl_s=settings.training_result_ttl_s)
-    app.include_router(training_router(jobs, connections.engine, auth))
-    app.include_router(models_router(connections.engine, auth))
-    app.include_router(policy_router(runtime, auth))
+    app.include_router(training_router(jobs, connections.engine, auth), responses=SECURED_RESPONSES)
+    app.include_router(models_router(connections.engine, auth), responses=SECURED_RESPONSES)
+    app.include_router(policy_router(runtime, auth), responses=SECURED_RESPONSES)
     app.state.training_jobs = jobs
     app.state.policy = runtime
     return app

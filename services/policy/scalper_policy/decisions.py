@@ -19,15 +19,14 @@ from datetime import timedelta
 import redis
 from prometheus_client import Counter
 
+from scalper_policy.inference import ModelHolder, decide
+from scalper_policy.live import LiveState, minute_datetime, minute_ms
 from scalper_shared.bus import ConsumerConfig, ConsumerRunner, Delivery, StreamProducer
 from scalper_shared.clock import Clock
 from scalper_shared.runtime.app import ThreadWorker
 from scalper_shared.schema import streams
 from scalper_shared.schema.envelope import Envelope
 from scalper_shared.schema.messages import FeatureVector, PolicyDecision, PositionState
-
-from scalper_policy.inference import ModelHolder, decide
-from scalper_policy.live import LiveState, minute_datetime, minute_ms
 
 logger = logging.getLogger(__name__)
 

@@ -15,11 +15,18 @@ import math
 import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
+from functools import lru_cache
 
 import numpy as np
 
 from scalper_shared.core.calendar import session_date
-from scalper_shared.core.features import FEATURE_SPEC, FeatureRow, FeatureSpec, ObservationWindow, PositionFeatures
+from scalper_shared.core.features import (
+    FEATURE_SPEC,
+    FeatureRow,
+    FeatureSpec,
+    ObservationWindow,
+    PositionFeatures,
+)
 from scalper_shared.core.features.sessions import MINUTE_MS, session_of
 from scalper_shared.core.masks import action_mask
 from scalper_shared.core.policy_net import BoolArray
@@ -57,10 +64,18 @@ class MaskInputs:
     pnl_today: float = 0.0
 
     def mask(self, config: RiskConfig = DEFAULT_RISK_CONFIG) -> BoolArray:
-        return action_mask(self.position, minutes_to_close=self.minutes_to_close,
-                           trading_state=self.trading_state, trades_today=self.trades_today,
-                           minutes_since_exit=self.minutes_since_exit, exit_was_stop=self.exit_was_stop,
-                           pnl_today=self.pnl_today, config=config)
+        """:func:`action_mask` of these inputs (memoised: read-only; the same inputs recur every minute)."""
+        return _mask_of(self, config)
+
+
+@lru_cache(maxsize=16_384)
+def _mask_of(inputs: MaskInputs, config: RiskConfig) -> BoolArray:
+    mask = action_mask(inputs.position, minutes_to_close=inputs.minutes_to_close,
+                       trading_state=inputs.trading_state, trades_today=inputs.trades_today,
+                       minutes_since_exit=inputs.minutes_since_exit, exit_was_stop=inputs.exit_was_stop,
+                       pnl_today=inputs.pnl_today, config=config)
+    mask.setflags(write=False)
+    return mask
 
 
 @dataclass(frozen=True, slots=True)

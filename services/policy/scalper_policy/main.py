@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from scalper_policy.app import SERVICE, build_policy_app
+from scalper_policy.settings import PolicySettings
 from scalper_shared.runtime import configure_logging, serve
 from scalper_shared.runtime.bootstrap import connect
 from scalper_shared.settings import load_settings
-
-from scalper_policy.app import SERVICE, build_policy_app
-from scalper_policy.settings import PolicySettings
 
 
 def main() -> None:

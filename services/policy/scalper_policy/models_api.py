@@ -43,6 +43,7 @@ def promote_model(engine: Engine, model_id: str) -> ModelView | None:
 
 def models_router(engine: Engine, auth: Authenticator) -> APIRouter:
     router = APIRouter(prefix="/v1/models", tags=["models"])
+    admin = Depends(auth.require(Scope.ADMIN))
 
     @router.get("", response_model=list[ModelView], dependencies=[Depends(auth.require(Scope.READ))])
     def get_models(limit: Annotated[int, Query(gt=0, le=500)] = 100) -> list[ModelView]:
@@ -50,7 +51,7 @@ def models_router(engine: Engine, auth: Authenticator) -> APIRouter:
         return list_models(engine, limit)
 
     @router.post("/{model_id}/promote", response_model=ModelView)
-    def promote(model_id: str, key: ApiKeyRecord = Depends(auth.require(Scope.ADMIN))) -> ModelView:
+    def promote(model_id: str, key: Annotated[ApiKeyRecord, admin]) -> ModelView:
         """Serve this model from now on; the previously promoted one is demoted."""
         promoted = promote_model(engine, model_id)
         if promoted is None:

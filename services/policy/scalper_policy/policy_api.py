@@ -3,8 +3,8 @@
 ``POST /v1/policy/action`` takes either ``{symbol}`` (the observation is the symbol's live window from
 ``features.vectors`` with its position from ``positions.state``) or ``{symbol, observation}`` with a
 20 x 23 observation given explicitly. The mask is :func:`scalper_shared.core.masks.action_mask` of
-the position (explicit: the observation's side column, which a given ``position`` must agree with;
-live: the position state) and the context (the request's ``context`` fields, else the symbol's live state, else none:
+the position (explicit: ``position``, flat when omitted, which also replaces the observation's two
+position columns on every row, as ``build_observation`` fills them; live: the position state, unless ``position`` is given) and the context (the request's ``context`` fields, else the symbol's live state, else none:
 no trades, no cooldown, ACTIVE). ``probabilities`` and ``mask`` are indexed by action id.
 """
 
@@ -18,22 +18,21 @@ import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from scalper_shared.core.actions import Action
-from scalper_shared.core.features import FEATURE_SPEC
-from scalper_shared.runtime.api_security import Authenticator, Scope
-from scalper_shared.schema.messages import PositionSide, Symbol, TradingState, UtcTime
-
 from scalper_policy.inference import ServedModel, decide
 from scalper_policy.live import MaskInputs, minute_datetime, minute_ms, minutes_to_close_at
 from scalper_policy.serving import PolicyRuntime
+from scalper_shared.core.actions import Action
+from scalper_shared.core.features import FEATURE_SPEC, PositionFeatures
+from scalper_shared.runtime.api_security import Authenticator, Scope
+from scalper_shared.schema.messages import PositionSide, Symbol, TradingState, UtcTime
 
 logger = logging.getLogger(__name__)
 
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
-ObservationRow = Annotated[list[FiniteFloat], Field(min_length=FEATURE_SPEC.n_features,
-                                                    max_length=FEATURE_SPEC.n_features)]
-SIDE_COLUMN = FEATURE_SPEC.n_market
-_SIDE_OF_VALUE = {1.0: PositionSide.CALL, -1.0: PositionSide.PUT, 0.0: PositionSide.FLAT}
+OBSERVATION_LIMIT = max(max(abs(f.low), abs(f.high)) for f in (*FEATURE_SPEC.market, *FEATURE_SPEC.position))
+"""No feature's clip range reaches beyond this: larger values cannot come from the feature service."""
+ObservationValue = Annotated[float, Field(ge=-OBSERVATION_LIMIT, le=OBSERVATION_LIMIT, allow_inf_nan=False)]
+ObservationRow = Annotated[list[ObservationValue], Field(min_length=FEATURE_SPEC.n_features,
+                                                         max_length=FEATURE_SPEC.n_features)]
 ACTION_NAMES = [action.name for action in Action]
 
 
@@ -66,7 +65,8 @@ class PolicyActionRequest(BaseModel):
     symbol: Symbol
     observation: Annotated[list[ObservationRow], Field(
         min_length=FEATURE_SPEC.window, max_length=FEATURE_SPEC.window,
-        description="20 rows (oldest first) of 23 features in FEATURE_SPEC order; omit to use the live window",
+        description="20 rows (oldest first) of 23 features in FEATURE_SPEC order (the last two, the position, "
+                    "are taken from `position`); omit to use the live window",
     )] | None = None
     position: PositionInput | None = None
     context: MaskContext | None = None
@@ -98,18 +98,9 @@ class ServedModelView(BaseModel):
     refused_reason: str | None = None
 
 
-def _unprocessable(field: str, message: str) -> HTTPException:
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
-                         [{"loc": ["body", *field.split(".")], "msg": message, "type": "value_error"}])
-
-
-def _side_of_observation(observation: np.ndarray) -> PositionSide:
-    value = float(observation[-1, SIDE_COLUMN])
-    side = _SIDE_OF_VALUE.get(value)
-    if side is None:
-        raise _unprocessable(f"observation.{FEATURE_SPEC.window - 1}.{SIDE_COLUMN}",
-                             f"position side column must be -1, 0 or 1, got {value}")
-    return side
+def position_features(position: PositionInput) -> PositionFeatures:
+    side = {PositionSide.FLAT: 0, PositionSide.CALL: 1, PositionSide.PUT: -1}[position.side]
+    return PositionFeatures(side, position.unrealised_pnl_pct)
 
 
 def _with_context(inputs: MaskInputs, context: MaskContext | None) -> MaskInputs:
@@ -126,26 +117,26 @@ def _inputs_dict(inputs: MaskInputs) -> dict[str, object]:
 
 
 def _explicit(request: PolicyActionRequest, runtime: PolicyRuntime) -> tuple[int, np.ndarray, MaskInputs]:
-    observation = np.asarray(request.observation, dtype=np.float32)
-    side = _side_of_observation(observation)
-    if request.position is not None and request.position.side is not side:
-        raise _unprocessable("position.side", f"{request.position.side.value!r} disagrees with the observation's "
-                                              f"position side column ({side.value!r})")
+    position = request.position or PositionInput()
+    observation = np.asarray(request.observation, dtype=np.float64)
+    observation[:, FEATURE_SPEC.n_market:] = position_features(position).values()  # as build_observation
     minute = minute_ms(request.minute or runtime.clock.now())
     live = runtime.live.mask_inputs(request.symbol, minute)
-    inputs = MaskInputs(**{**_inputs_dict(live), "position": side, "minutes_to_close": minutes_to_close_at(minute)})
+    inputs = MaskInputs(**{**_inputs_dict(live), "position": position.side,
+                           "minutes_to_close": minutes_to_close_at(minute)})
     return minute, observation, _with_context(inputs, request.context)
 
 
 def _live(request: PolicyActionRequest, runtime: PolicyRuntime) -> tuple[int, np.ndarray, MaskInputs]:
-    if request.position is not None:
-        raise _unprocessable("position", "position goes with an explicit observation; the live one uses "
-                                         "the symbol's position state")
     snapshot = runtime.live.snapshot(request.symbol)
     if snapshot is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no live features for {request.symbol} yet; "
                                                        f"send an explicit observation")
-    return snapshot.minute, snapshot.observation, _with_context(snapshot.inputs, request.context)
+    observation, inputs = snapshot.observation, snapshot.inputs
+    if request.position is not None:  # the caller knows better than the last position state
+        observation[:, FEATURE_SPEC.n_market:] = position_features(request.position).values()
+        inputs = MaskInputs(**{**_inputs_dict(inputs), "position": request.position.side})
+    return snapshot.minute, observation, _with_context(inputs, request.context)
 
 
 def _served(runtime: PolicyRuntime) -> ServedModel:

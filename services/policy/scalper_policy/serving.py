@@ -8,16 +8,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from scalper_policy.decisions import LiveDecisions, decision_workers
+from scalper_policy.inference import ModelHolder, PromotedModelSync, feature_service_spec_hash
+from scalper_policy.live import LiveState
+from scalper_policy.settings import PolicySettings
 from scalper_shared.bus import ConsumerConfig, StreamProducer
 from scalper_shared.clock import Clock, SystemClock
 from scalper_shared.runtime.app import BackgroundWorker, ThreadWorker
 from scalper_shared.runtime.bootstrap import Connections
 from scalper_shared.schema import streams
-
-from scalper_policy.decisions import LiveDecisions, decision_workers
-from scalper_policy.inference import ModelHolder, PromotedModelSync, feature_service_spec_hash
-from scalper_policy.live import LiveState
-from scalper_policy.settings import PolicySettings
 
 
 @dataclass

@@ -24,9 +24,9 @@ from typing import Any, Protocol
 
 import torch  # noqa: F401  (imported once per worker: the work-horses inherit it)
 from sb3_contrib import MaskablePPO
+from sqlalchemy import Engine
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
-from sqlalchemy import Engine
 
 from scalper_shared.db.training import load_diagnostics
 from scalper_shared.schema.training import Diagnostics, JobState, Progress, TrainConfig, cancel_flag_key

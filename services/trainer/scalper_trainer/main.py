@@ -20,7 +20,6 @@ from scalper_shared.runtime import build_service_app, configure_logging
 from scalper_shared.runtime.bootstrap import connect
 from scalper_shared.schema.training import TRAINING_QUEUE
 from scalper_shared.settings import load_settings
-
 from scalper_trainer.settings import TrainerSettings
 
 SERVICE = "trainer"

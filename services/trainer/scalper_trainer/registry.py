@@ -25,7 +25,6 @@ from sqlalchemy.dialects.postgresql import insert
 from scalper_shared.core.features import FEATURE_SPEC
 from scalper_shared.db.models import models, training_diagnostics
 from scalper_shared.schema.training import Diagnostics, TrainConfig
-
 from scalper_trainer.export import export_numpy_policy
 
 logger = logging.getLogger(__name__)

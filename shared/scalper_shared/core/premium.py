@@ -229,7 +229,7 @@ class SymbolSpecArrays:
     spread_pct: FloatArray
     min_spread: FloatArray
 
-    def take(self, rows: ArrayLike) -> SymbolSpecArrays:
+    def take(self, rows: NDArray[np.int64]) -> SymbolSpecArrays:
         return SymbolSpecArrays(*(np.asarray(getattr(self, f))[rows] for f in _SPEC_FIELDS))
 
 

@@ -140,9 +140,18 @@ def reward_terms(*, action: ArrayLike, was_flat: ArrayLike,
         "stop_loss": np.where(_b(stop_fired), config.stop_loss_penalty, 0.0),
     }
     shape = np.broadcast_shapes(*(np.shape(v) for v in terms.values()))
-    out = {name: np.broadcast_to(np.asarray(v, dtype=np.float64), shape).copy() for name, v in terms.items()}
-    out["total"] = np.sum([out[name] for name in REWARD_TERMS], axis=0)
+    out = {name: _own_array(v, shape) for name, v in terms.items()}
+    total = out[REWARD_TERMS[0]].copy()
+    for name in REWARD_TERMS[1:]:
+        total += out[name]
+    out["total"] = total
     return out
+
+
+def _own_array(values: ArrayLike, shape: tuple[int, ...]) -> FloatArray:
+    """``values`` (freshly computed above, so never shared) as a float64 array of ``shape``."""
+    arr = np.asarray(values, dtype=np.float64)
+    return arr if arr.shape == shape else np.broadcast_to(arr, shape).copy()
 
 
 def total_reward(**kwargs: Any) -> FloatArray:

@@ -225,6 +225,7 @@ class ModelRow(Base):
     __tablename__ = "models"
     __table_args__ = (
         CheckConstraint("status IN ('ready', 'retired')", name="status_known"),
+        Index("uq_models_one_promoted", "promoted", unique=True, postgresql_where=text("promoted")),
     )
 
     id: Mapped[str] = mapped_column(Text, primary_key=True)

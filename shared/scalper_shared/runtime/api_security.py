@@ -14,17 +14,26 @@ import threading
 import time
 from collections.abc import Callable
 from enum import StrEnum
+from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from starlette.types import ASGIApp, Message, Receive, Scope as AsgiScope, Send
+from starlette.types import ASGIApp, Message, Receive, Send
+from starlette.types import Scope as AsgiScope
 
 from scalper_shared.core.ratelimit import RateLimit, SlidingWindow
 
 API_KEY_HEADER = "X-API-Key"
+SECURED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": f"No or unknown {API_KEY_HEADER}"},
+    403: {"description": "The key lacks the endpoint's scope"},
+    413: {"description": "Request body too large"},
+    429: {"description": "The key's rate limit is exceeded (see Retry-After)"},
+}
+"""The statuses every key-protected endpoint may answer: pass as ``responses=`` so the schema lists them."""
 
 
 class Scope(StrEnum):
@@ -160,7 +169,7 @@ async def validation_error_response(_: Request, exc: Exception) -> JSONResponse:
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
     detail = [{"loc": list(error.get("loc", ())), "msg": str(error.get("msg", "")),
                "type": str(error.get("type", "value_error"))} for error in errors]
-    return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_ENTITY)
+    return JSONResponse({"detail": detail}, status_code=422)
 
 
 def install_api_security(app: FastAPI, settings: ApiSettingsMixin) -> Authenticator:

@@ -18,13 +18,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from scalper_shared.clock import Clock
-from scalper_shared.core.premium import PremiumModelConfig, commission, tick_size
-from scalper_shared.db.models import paper_fills, paper_orders
-from scalper_shared.schema.messages import OrderSide, SubmitOrder
 from scalper_execution.brokers.base import (
     OPEN_STATUSES,
     BrokerFill,
@@ -34,6 +30,10 @@ from scalper_execution.brokers.base import (
     BrokerStatus,
 )
 from scalper_execution.contracts import OptionQuote
+from scalper_shared.clock import Clock
+from scalper_shared.core.premium import PremiumModelConfig, commission, tick_size
+from scalper_shared.db.models import paper_fills, paper_orders
+from scalper_shared.schema.messages import OrderSide, SubmitOrder
 
 logger = logging.getLogger(__name__)
 
@@ -86,10 +86,11 @@ class PaperBroker:
                "accepted_at": now, "fill_due_at": now + latency}
         with self._engine.begin() as c:
             c.execute(insert(paper_orders).values(row).on_conflict_do_nothing())
+            if self.config.deterministic:  # filled in the same transaction as the acceptance
+                self._fill_due(c, now)
         logger.info("paper order %s accepted: %s %s %s at %.4f", order.client_order_id, order.side.value,
                     order.contracts, order.option_symbol, price)
-        self._settle_due()
-        found = self.get_order(order.client_order_id, settle=False)
+        found = self.get_order(order.client_order_id, settle=not self.config.deterministic)
         assert found is not None
         return found
 
@@ -147,18 +148,20 @@ class PaperBroker:
 
     def _settle_due(self) -> None:
         """Fill every accepted order whose latency has elapsed, at the price fixed when it was accepted."""
-        now = self._clock.now()
         with self._engine.begin() as c:
-            due = c.execute(update(paper_orders).where(
-                paper_orders.c.status == BrokerStatus.ACCEPTED.value, paper_orders.c.fill_due_at <= now)
-                .values(status=BrokerStatus.FILLED.value).returning(paper_orders)).all()
-            for row in due:
-                latency = row.fill_due_at - row.accepted_at
-                c.execute(insert(paper_fills).values(
-                    fill_id=f"{row.broker_order_id}-1", client_order_id=row.client_order_id,
-                    contracts=row.contracts, price=row.fill_price,
-                    commission=float(commission(row.contracts, self._premium)),
-                    filled_at=row.quote_as_of + latency).on_conflict_do_nothing())
+            self._fill_due(c, self._clock.now())
+
+    def _fill_due(self, c: Connection, now: datetime) -> None:
+        due = c.execute(update(paper_orders).where(
+            paper_orders.c.status == BrokerStatus.ACCEPTED.value, paper_orders.c.fill_due_at <= now)
+            .values(status=BrokerStatus.FILLED.value).returning(paper_orders)).all()
+        for row in due:
+            latency = row.fill_due_at - row.accepted_at
+            c.execute(insert(paper_fills).values(
+                fill_id=f"{row.broker_order_id}-1", client_order_id=row.client_order_id,
+                contracts=row.contracts, price=row.fill_price,
+                commission=float(commission(row.contracts, self._premium)),
+                filled_at=row.quote_as_of + latency).on_conflict_do_nothing())
 
 
 def _broker_id(client_order_id: str) -> str:

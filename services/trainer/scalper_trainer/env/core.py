@@ -83,7 +83,7 @@ class MarketTape:
         rows = np.repeat(self.first_row - episodes.offsets[:-1], lengths) + np.arange(episodes.offsets[-1])
 
         def spread(values: npt.NDArray, dtype: type, fill: float = 0.0) -> npt.NDArray:
-            out = np.full(total, fill, dtype=dtype)
+            out: npt.NDArray = np.full(total, fill, dtype=dtype)
             out[rows] = values
             return out
 

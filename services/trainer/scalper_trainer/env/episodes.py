@@ -80,9 +80,10 @@ class EpisodeSet:
     def concat(cls, parts: Sequence[EpisodeSet]) -> EpisodeSet:
         if not parts:
             raise ValueError("no episode sets to concatenate")
-        offsets = [np.zeros(1, np.int64)]
+        offsets, total = [np.zeros(1, np.int64)], 0
         for part in parts:
-            offsets.append(part.offsets[1:] + offsets[-1][-1])
+            offsets.append(part.offsets[1:] + total)
+            total += int(part.offsets[-1])
         return cls(np.concatenate([p.features for p in parts]), np.concatenate([p.close for p in parts]),
                    np.concatenate([p.minutes_to_close for p in parts]),
                    np.concatenate([p.minute_of_day for p in parts]), np.concatenate([p.setup for p in parts]),
@@ -138,7 +139,7 @@ def bars_by_symbol(frame: pd.DataFrame) -> dict[str, BarArrays]:
     start = pd.to_datetime(frame["start"], utc=True)
     polygon = pd.DataFrame({
         "symbol": frame["symbol"].astype(str).to_numpy(),
-        "t": (start.astype("int64") // 1_000_000).to_numpy(),
+        "t": start.dt.as_unit("ms").astype("int64").to_numpy(),
         "o": frame["open"].to_numpy(np.float64), "h": frame["high"].to_numpy(np.float64),
         "l": frame["low"].to_numpy(np.float64), "c": frame["close"].to_numpy(np.float64),
         "v": frame["volume"].to_numpy(np.float64) if "volume" in frame else 0.0,

@@ -7,6 +7,7 @@ sb3-contrib's ``ActionMasker``, stepped one by one by a ``DummyVecEnv``. Same ep
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import numpy.typing as npt
 from sb3_contrib.common.wrappers import ActionMasker
@@ -18,7 +19,8 @@ from scalper_trainer.env.episodes import EpisodeSet
 from scalper_trainer.env.single import TradingEnv
 
 
-def _mask_of(env: TradingEnv) -> npt.NDArray[np.bool_]:
+def _mask_of(env: gym.Env) -> npt.NDArray[np.bool_]:
+    assert isinstance(env, TradingEnv)
     return env.action_masks()
 
 

@@ -31,7 +31,7 @@ class TradingEnv(gym.Env[npt.NDArray[np.float32], np.int64]):
     def __init__(self, episodes: EpisodeSet | MarketTape, config: EnvConfig = DEFAULT_ENV_CONFIG) -> None:
         self.config = config
         self.tape = episodes if isinstance(episodes, MarketTape) else MarketTape(episodes, config)
-        self.observation_space = observation_space()
+        self.observation_space = observation_space()  # type: ignore[assignment]
         self.action_space = action_space()
         self._batch = TradingBatch(self.tape, config, 1)
         self._started = time.monotonic()

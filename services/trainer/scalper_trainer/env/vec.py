@@ -123,6 +123,8 @@ class ScalperVecEnv(VecEnv):
         if method_name not in BULK_METHODS:
             raise AttributeError(f"ScalperVecEnv has no per-environment method {method_name!r}; "
                                  f"supported: {BULK_METHODS}")
+        if method_name == "action_masks" and indices is None:
+            return list(self.batch.masks)        # views of a fresh array: the hot path of MaskablePPO
         rows = getattr(self, method_name)(*method_args, **method_kwargs)
         return list(rows[list(self._get_indices(indices))])
 

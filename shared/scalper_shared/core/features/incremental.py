@@ -34,19 +34,24 @@ class FeatureRow(NamedTuple):
 class IncrementalFeatures:
     """Per-symbol streaming state. ``update(bar, context_at)`` returns the rows it completes.
 
-    Performance (``bench/bench_features.py``): the smoothers are inlined as plain float attributes,
-    every constant is read once in ``__init__``, rows are built without per-feature Python loops
-    where a C-level ``map`` does the same, and nothing but the output row is allocated per bar.
+    Performance (``bench/bench_features.py``): the smoothers are inlined as plain float attributes with
+    their weights precomputed, every constant is read once in ``__init__``, min/max are comparisons
+    (no builtin calls), and the row is built without the NamedTuple constructor. The floating-point
+    operations and their order are those of ``batch`` (checked by tests/unit/test_features_*.py).
     """
 
     def __init__(self, symbol: str, spec: FeatureSpec = FEATURE_SPEC) -> None:
         self.symbol = symbol
         self.spec = spec
         p = spec.params
-        self._a_fast, self._a_slow = p.ema_alpha(p.ema_fast), p.ema_alpha(p.ema_slow)
-        self._a_macd_fast, self._a_macd_slow = p.ema_alpha(p.macd_fast), p.ema_alpha(p.macd_slow)
-        self._a_signal = p.ema_alpha(p.macd_signal)
-        self._a_atr, self._a_rsi = p.wilder_alpha(p.atr_period), p.wilder_alpha(p.rsi_period)
+        # (alpha, 1 - alpha) of every smoother
+        self._a_fast, self._d_fast = _weights(p.ema_alpha(p.ema_fast))
+        self._a_slow, self._d_slow = _weights(p.ema_alpha(p.ema_slow))
+        self._a_macd_fast, self._d_macd_fast = _weights(p.ema_alpha(p.macd_fast))
+        self._a_macd_slow, self._d_macd_slow = _weights(p.ema_alpha(p.macd_slow))
+        self._a_signal, self._d_signal = _weights(p.ema_alpha(p.macd_signal))
+        self._a_atr, self._d_atr = _weights(p.wilder_alpha(p.atr_period))
+        self._a_rsi, self._d_rsi = _weights(p.wilder_alpha(p.rsi_period))
         self._horizon = max(p.return_horizons)
         _, self._k2, self._k3 = (-k for k in p.return_horizons)
         self._scale = p.return_scale
@@ -123,8 +128,7 @@ class IncrementalFeatures:
         if self._count == 0:  # seed every smoother with its first input: y0 = a*x0 + (1-a)*x0
             self._atr, self._gain, self._loss = tr, gain_in, loss_in
             self._ema_fast = self._ema_slow = self._macd_fast = self._macd_slow = c
-        a = self._a_atr
-        atr = self._atr = a * tr + (1.0 - a) * self._atr
+        atr = self._atr = self._a_atr * tr + self._d_atr * self._atr
         floor = self._floor * c
         atr_used = atr if atr > floor else floor
         closes = self._closes
@@ -132,25 +136,19 @@ class IncrementalFeatures:
         ret_1 = scale * math.log(c / closes[-1])
         ret_5 = scale * math.log(c / closes[self._k2])
         ret_15 = scale * math.log(c / closes[self._k3])
-        a = self._a_fast
-        self._ema_fast = a * c + (1.0 - a) * self._ema_fast
+        self._ema_fast = self._a_fast * c + self._d_fast * self._ema_fast
         dist_fast = (c - self._ema_fast) / atr_used
-        a = self._a_slow
-        self._ema_slow = a * c + (1.0 - a) * self._ema_slow
+        self._ema_slow = self._a_slow * c + self._d_slow * self._ema_slow
         dist_slow = (c - self._ema_slow) / atr_used
-        a = self._a_macd_fast
-        self._macd_fast = a * c + (1.0 - a) * self._macd_fast
-        a = self._a_macd_slow
-        self._macd_slow = a * c + (1.0 - a) * self._macd_slow
+        self._macd_fast = self._a_macd_fast * c + self._d_macd_fast * self._macd_fast
+        self._macd_slow = self._a_macd_slow * c + self._d_macd_slow * self._macd_slow
         macd = self._macd_fast - self._macd_slow
         if self._count == 0:
             self._macd_signal = macd
-        a = self._a_signal
-        self._macd_signal = a * macd + (1.0 - a) * self._macd_signal
+        self._macd_signal = self._a_signal * macd + self._d_signal * self._macd_signal
         macd_hist = (macd - self._macd_signal) / atr_used
-        a = self._a_rsi
-        gain = self._gain = a * gain_in + (1.0 - a) * self._gain
-        loss = self._loss = a * loss_in + (1.0 - a) * self._loss
+        gain = self._gain = self._a_rsi * gain_in + self._d_rsi * self._gain
+        loss = self._loss = self._a_rsi * loss_in + self._d_rsi * self._loss
         rsi = (gain - loss) / (gain + loss) if gain + loss > 0 else 0.0
         vwap_dist, high_dist, low_dist, or_pos = self._anchors(minute, h, l, c, v, atr_used)
         squares = self._squares
@@ -223,4 +221,8 @@ class IncrementalFeatures:
         return z
 
 
-_new_row = tuple.__new__
+_new_row = tuple.__new__  # FeatureRow without the NamedTuple constructor's Python-level call
+
+
+def _weights(alpha: float) -> tuple[float, float]:
+    return alpha, 1.0 - alpha
