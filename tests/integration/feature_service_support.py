@@ -11,6 +11,7 @@ import pandas as pd
 import redis
 from sqlalchemy import Engine
 
+from scalper_features.repository import ms_to_datetime
 from scalper_shared.bus import StreamProducer
 from scalper_shared.clock import SequentialIds, SystemClock
 from scalper_shared.core.calendar import NEW_YORK, classify
@@ -19,7 +20,6 @@ from scalper_shared.db import bars as bars_table
 from scalper_shared.db import bulk_upsert
 from scalper_shared.schema import make_envelope, streams
 from scalper_shared.schema.messages import Bar, Session
-from scalper_features.repository import ms_to_datetime
 
 DAY = date(2025, 8, 12)
 FILES = {"SPY": "SPY_1m_2025-08_2025-10.csv.gz", "QQQ": "QQQ_1m_2025-08_2025-10.csv.gz"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,15 +13,15 @@ from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
 from scalper_cli.main import app as cli_app
+from scalper_features.pipeline import FeaturePipeline
+from scalper_features.repository import stored_features
 from scalper_shared.bus import ConsumerConfig, ConsumerRunner, StreamProducer
 from scalper_shared.clock import SystemClock
 from scalper_shared.core.features import FEATURE_SPEC
 from scalper_shared.core.features.store import load_feature_days
-from scalper_shared.db import make_engine, migrate
+from scalper_shared.db import make_engine
 from scalper_shared.db.models import features
 from scalper_shared.schema import CODEC, streams
-from scalper_features.pipeline import FeaturePipeline
-from scalper_features.repository import stored_features
 from tests.integration.feature_service_support import DAY, EXPECTED_ROWS, bar_messages, day_bars, ingest
 
 pytestmark = pytest.mark.integration
@@ -28,7 +29,7 @@ SYMBOLS = ("SPY", "QQQ")
 
 
 @pytest.fixture
-def db(migrated_database_url: str) -> Engine:
+def db(migrated_database_url: str) -> Iterator[Engine]:
     engine = make_engine(migrated_database_url)
     yield engine
     engine.dispose()
@@ -37,8 +38,8 @@ def db(migrated_database_url: str) -> Engine:
 def read_vectors(client: redis.Redis, prefix: str) -> dict[tuple[str, int], tuple[float, ...]]:
     """Every FeatureVector on the stream by (symbol, minute ms); duplicates must carry equal values."""
     out: dict[tuple[str, int], tuple[float, ...]] = {}
-    for _, fields in client.xrange(prefix + streams.FEATURES_VECTORS):
-        vector = CODEC.decode(fields[b"envelope"]).payload
+    for _, fields in client.xrange(prefix + streams.FEATURES_VECTORS) or []:
+        vector = CODEC.decode(fields[b"envelope"]).payload  # type: ignore[index]
         assert vector.spec_hash == FEATURE_SPEC.spec_hash
         key = (vector.symbol, int(vector.minute.timestamp() * 1000))
         assert out.setdefault(key, vector.values) == vector.values, f"{key} published with different values"

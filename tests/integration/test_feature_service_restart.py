@@ -21,12 +21,12 @@ import pytest
 import redis
 from sqlalchemy import Engine, func, select
 
+from scalper_features.build import session_feature_days
+from scalper_features.repository import datetime_to_ms, stored_features
 from scalper_shared.core.features import FEATURE_SPEC
 from scalper_shared.core.features.sessions import session_of
 from scalper_shared.db import make_engine
 from scalper_shared.db.models import features
-from scalper_features.build import session_feature_days
-from scalper_features.repository import datetime_to_ms, stored_features
 from tests.conftest import REPO_ROOT
 from tests.integration.feature_service_support import EXPECTED_ROWS, bar_messages, day_bars, ingest
 from tests.integration.test_feature_service import read_vectors

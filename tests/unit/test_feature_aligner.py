@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from scalper_shared.core.features import BarInput
 from scalper_features.aligner import MinuteAligner
+from scalper_shared.core.features import BarInput
 
 OPEN = int(datetime(2025, 8, 12, 13, 30, tzinfo=UTC).timestamp() * 1000)  # 09:30 New York
 

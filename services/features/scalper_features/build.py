@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import Engine
 
+from scalper_features import repository
 from scalper_shared.core.calendar import trading_days
 from scalper_shared.core.features import (
     FEATURE_SPEC,
@@ -32,7 +33,6 @@ from scalper_shared.core.features import (
 )
 from scalper_shared.core.features.sessions import MINUTE_MS, SessionBounds, fill_gaps, session_bounds
 from scalper_shared.core.features.store import FeatureDay, write_feature_day, write_spec
-from scalper_features import repository
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def session_feature_days(bounds: SessionBounds, bars: dict[str, BarArrays], symb
         peer = peer_symbol(symbol)
         frame = session_features([sessions[symbol]],
                                  context.get(reference) if reference and reference != symbol else None,
-                                 context.get(peer) if peer in symbols else None, spec)
+                                 context.get(peer) if peer is not None and peer in symbols else None, spec)
         out.append(feature_day(symbol, sessions[symbol], frame))
     return out
 

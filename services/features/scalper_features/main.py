@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import socket
 
+from scalper_features.pipeline import FeaturePipeline
+from scalper_features.settings import FeaturesSettings
 from scalper_shared.bus import ConsumerConfig, ConsumerRunner, StreamProducer
 from scalper_shared.clock import SystemClock
 from scalper_shared.db import migrate
@@ -18,8 +20,6 @@ from scalper_shared.runtime.app import ThreadWorker
 from scalper_shared.runtime.bootstrap import connect
 from scalper_shared.schema import streams
 from scalper_shared.settings import load_settings
-from scalper_features.pipeline import FeaturePipeline
-from scalper_features.settings import FeaturesSettings
 
 SERVICE = "features"
 logger = logging.getLogger(__name__)

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
+from scalper_features import metrics, repository
+from scalper_features.aligner import MinuteAligner, ReleasedMinute
 from scalper_shared.bus import Delivery, StreamProducer
 from scalper_shared.clock import Clock
 from scalper_shared.core.features import FEATURE_SPEC, BarArrays, FeatureEngine, FeatureRow, FeatureSpec
@@ -39,8 +41,6 @@ from scalper_shared.core.features.sessions import MINUTE_MS, session_of
 from scalper_shared.schema import Envelope
 from scalper_shared.schema.envelope import make_envelope
 from scalper_shared.schema.messages import Bar, FeatureVector
-from scalper_features import metrics, repository
-from scalper_features.aligner import MinuteAligner, ReleasedMinute
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from scalper_policy.serving import PolicyRuntime, build_policy_runtime
 from scalper_policy.settings import PolicySettings
 from scalper_policy.training_api import TrainingJobs, training_router
 from scalper_shared.runtime import build_service_app
-from scalper_shared.runtime.api_security import SECURED_RESPONSES, install_api_security
+from scalper_shared.runtime.api_security import API_ERROR_RESPONSES, install_api_security
 from scalper_shared.runtime.bootstrap import Connections
 
 SERVICE = "policy"
@@ -30,9 +30,9 @@ def build_policy_app(settings: PolicySettings, connections: Connections,
     auth = install_api_security(app, settings)
     jobs = TrainingJobs(connections.redis, job_timeout_s=settings.training_job_timeout_s,
                         retries=settings.training_job_retries, result_ttl_s=settings.training_result_ttl_s)
-    app.include_router(training_router(jobs, connections.engine, auth), responses=SECURED_RESPONSES)
-    app.include_router(models_router(connections.engine, auth), responses=SECURED_RESPONSES)
-    app.include_router(policy_router(runtime, auth), responses=SECURED_RESPONSES)
+    app.include_router(training_router(jobs, connections.engine, auth), responses=API_ERROR_RESPONSES)
+    app.include_router(models_router(connections.engine, auth), responses=API_ERROR_RESPONSES)
+    app.include_router(policy_router(runtime, auth), responses=API_ERROR_RESPONSES)
     app.state.training_jobs = jobs
     app.state.policy = runtime
     return app

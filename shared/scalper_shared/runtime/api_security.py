@@ -27,13 +27,14 @@ from starlette.types import Scope as AsgiScope
 from scalper_shared.core.ratelimit import RateLimit, SlidingWindow
 
 API_KEY_HEADER = "X-API-Key"
-SECURED_RESPONSES: dict[int | str, dict[str, Any]] = {
+API_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The body is not parseable (not JSON, wrong encoding)"},
     401: {"description": f"No or unknown {API_KEY_HEADER}"},
     403: {"description": "The key lacks the endpoint's scope"},
     413: {"description": "Request body too large"},
     429: {"description": "The key's rate limit is exceeded (see Retry-After)"},
 }
-"""The statuses every key-protected endpoint may answer: pass as ``responses=`` so the schema lists them."""
+"""Statuses any key-protected endpoint may answer: pass as ``responses=`` so the schema lists them."""
 
 
 class Scope(StrEnum):

@@ -174,7 +174,8 @@ class IncrementalFeatures:
         closes.append(c)
         self._prev_close = c
         self._last_t = t
-        clipped = tuple([lo if x < lo else hi if x > hi else x for x, lo, hi in zip(values, self._low, self._high)])
+        clipped = tuple([lo if x < lo else hi if x > hi else x
+                         for x, lo, hi in zip(values, self._low, self._high, strict=True)])
         return _new_row(FeatureRow, (t, clipped, real))
 
     def _anchors(self, minute: int, h: float, l: float, c: float, v: float,  # noqa: E741
