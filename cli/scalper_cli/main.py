@@ -16,6 +16,8 @@ from scalper_cli.commands import data as data_command
 from scalper_cli.commands import demo as demo_command
 from scalper_cli.commands import features as features_command
 from scalper_cli.commands import ingest as ingest_command
+from scalper_cli.commands import keys as keys_command
+from scalper_cli.commands import risk as risk_command
 from scalper_cli.commands import stack as stack_command
 from scalper_cli.commands import train as train_command
 
@@ -26,6 +28,8 @@ app.add_typer(train_command.app, name="train")
 app.add_typer(features_command.app, name="features")
 app.add_typer(ingest_command.app, name="ingest")
 app.add_typer(data_command.app, name="data")
+app.add_typer(risk_command.app, name="risk")
+app.add_typer(keys_command.app, name="keys")
 app.command("demo")(demo_command.demo)
 
 

@@ -13,31 +13,17 @@ from typing import Annotated, Any
 
 import httpx
 import typer
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from scalper_cli.api_client import ApiClientSettings, checked, client
 from scalper_shared.settings import load_settings
 
 app = typer.Typer(help=__doc__)
 console = Console()
 errors = Console(stderr=True)
 TERMINAL_STATES = ("finished", "failed", "cancelled")
-
-
-class ApiClientSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
-
-    api_url: str = Field("http://127.0.0.1:8000", validation_alias="SCALPER_API_URL")
-    api_key: str = Field("", validation_alias="SCALPER_API_KEY")
-    timeout_s: float = Field(30.0, gt=0, validation_alias="SCALPER_API_TIMEOUT_S")
-
-
-def client(settings: ApiClientSettings) -> httpx.Client:
-    return httpx.Client(base_url=settings.api_url, headers={"X-API-Key": settings.api_key},
-                        timeout=settings.timeout_s)
 
 
 def request_body(symbols: str, start: date, end: date, validation_days: int, timesteps: int, seed: int,
@@ -50,13 +36,6 @@ def request_body(symbols: str, start: date, end: date, validation_days: int, tim
             "total_timesteps": timesteps, "seed": seed, "n_envs": n_envs, "data_source": source}
 
 
-def _check(response: httpx.Response) -> dict[str, Any]:
-    if response.status_code >= 400:
-        errors.print(f"[bold red]error {response.status_code}:[/] {response.text}", highlight=False)
-        raise typer.Exit(1)
-    return response.json()  # type: ignore[no-any-return]
-
-
 def follow(http: httpx.Client, job_id: str, poll_s: float) -> dict[str, Any]:
     """Poll the job, drawing a progress bar, until it ends; returns its last status."""
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
@@ -64,7 +43,7 @@ def follow(http: httpx.Client, job_id: str, poll_s: float) -> dict[str, Any]:
     with Progress(*columns, console=console) as bar:
         task = bar.add_task(job_id, total=None, rate="")
         while True:
-            view = _check(http.get(f"/v1/training-jobs/{job_id}"))
+            view = checked(http.get(f"/v1/training-jobs/{job_id}"))
             progress = view.get("progress") or {}
             bar.update(task, completed=progress.get("steps", 0), total=progress.get("total_steps") or None,
                        description=f"{job_id} {view['state']}",
@@ -111,7 +90,7 @@ def train(
     body = request_body(symbols, date.fromisoformat(start), date.fromisoformat(end), validation_days, timesteps,
                         seed, n_envs, source)
     with client(settings) as http:
-        accepted = _check(http.post("/v1/training-jobs", json=body,
+        accepted = checked(http.post("/v1/training-jobs", json=body,
                                     headers={"Idempotency-Key": idempotency_key or uuid.uuid4().hex}))
         console.print(f"training job {accepted['id']} {accepted['state']}", highlight=False)
         if not wait:

@@ -14,8 +14,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import redis
+
+try:  # optional C accelerator of redis-py (the ingestion service installs it)
+    import hiredis
+except ImportError:  # pragma: no cover - depends on the environment
+    hiredis = None
 
 from scalper_shared.bus import metrics
 from scalper_shared.bus.groups import GroupBacklog, stream_backlogs, text
@@ -100,13 +106,13 @@ class StreamProducer:
         Talks to a pooled connection directly (pack all, send once, read every reply): 2-3x faster than
         a redis-py pipeline object. A connection left mid-reply by an error is closed, never reused.
         """
-        commands = [("XADD", self.key, "MAXLEN", "~", self.maxlen, "*", ENVELOPE_FIELD, data) for data in chunk]
         pool = self._redis.connection_pool
         connection = pool.get_connection()
+        packed = _pack_xadds(connection, self.key, self.maxlen, chunk)
 
         def send_and_read() -> list[object]:
-            connection.send_packed_command(connection.pack_commands(commands))
-            return [connection.read_response() for _ in commands]
+            connection.send_packed_command(packed)
+            return [connection.read_response() for _ in chunk]
 
         try:  # the client's retry policy on connection errors, as its pipelines have
             replies = connection.retry.call_with_retry(send_and_read, lambda _error: connection.disconnect())
@@ -139,3 +145,13 @@ class StreamProducer:
         if now >= self._next_check:
             self._next_check = now + self._check_interval_s
             self.check_trim_risk(incoming)
+
+
+def _pack_xadds(connection: Any, key: str, maxlen: int, chunk: list[bytes]) -> list[bytes]:
+    """The wire bytes of one XADD per entry; hiredis' C packer when installed (no per-argument Python)."""
+    if hiredis is not None:
+        head = (b"XADD", key.encode(), b"MAXLEN", b"~", str(maxlen).encode(), b"*", ENVELOPE_FIELD.encode())
+        return [b"".join([hiredis.pack_command((*head, data)) for data in chunk])]
+    packed: list[bytes] = connection.pack_commands(
+        [("XADD", key, "MAXLEN", "~", maxlen, "*", ENVELOPE_FIELD, data) for data in chunk])
+    return packed
