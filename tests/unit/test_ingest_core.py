@@ -98,5 +98,5 @@ def test_changed_bars_picks_the_rows_whose_keys_came_back() -> None:
     keys = ((("QQQ", START.to_pydatetime())), ("SPY", (START + pd.Timedelta(minutes=1)).to_pydatetime()))
     assert changed_bars(clean, keys)["close"].tolist() == [2.0, 3.0]
     assert changed_bars(clean, ()).empty
-    assert np.array_equal(changed_bars(clean, tuple(zip(clean["symbol"], clean["start"])))["close"],
+    assert np.array_equal(changed_bars(clean, tuple(zip(clean["symbol"], clean["start"], strict=True)))["close"],
                           clean["close"])

@@ -8,15 +8,21 @@ import socket
 import time
 
 from fastapi import FastAPI
+from sqlalchemy import Engine
 
 from scalper_execution.api import install_routes
+from scalper_execution.brokers.alpaca import AlpacaBroker
+from scalper_execution.brokers.base import BrokerError
 from scalper_execution.brokers.paper import PaperBroker, PaperBrokerConfig
 from scalper_execution.engine import ExecutionConfig, ExecutionEngine
+from scalper_execution.live import LiveTradingRefused, start_live_broker
+from scalper_execution.reconcile import reconcile_at_start
 from scalper_execution.service import ExecutionService, StreamPublisher
 from scalper_execution.settings import ExecutionSettings
 from scalper_execution.store import Store
 from scalper_shared.bus import ConsumerConfig, ConsumerRunner, StreamProducer
 from scalper_shared.clock import SystemClock, uuid_ids
+from scalper_shared.core.calendar import session_date
 from scalper_shared.core.premium import DEFAULT_PREMIUM_CONFIG
 from scalper_shared.core.ratelimit import RateLimit
 from scalper_shared.db import make_engine, migrate
@@ -25,7 +31,7 @@ from scalper_shared.runtime.api_security import install_api_security
 from scalper_shared.runtime.app import ThreadWorker
 from scalper_shared.runtime.bootstrap import connect
 from scalper_shared.schema import streams
-from scalper_shared.settings import load_settings
+from scalper_shared.settings import SettingsError, load_settings
 
 SERVICE = "execution"
 GROUP = "execution"
@@ -38,12 +44,14 @@ def build_service(settings: ExecutionSettings) -> tuple[ExecutionService, list[T
     database = make_engine(settings.database_url)
     migrate(database)
     clock = SystemClock()
+    live = start_live(settings, database, clock) if settings.broker == "alpaca" else None
+    contracts = live.config.max_contracts_per_entry if live is not None else settings.contracts_per_entry
     engine = ExecutionEngine(settings.risk, DEFAULT_PREMIUM_CONFIG, clock, time.monotonic,
-                             ExecutionConfig(settings.contracts_per_entry, RateLimit.parse(settings.order_rate_limit)))
-    broker = PaperBroker(database, engine.quote_option, clock, DEFAULT_PREMIUM_CONFIG,
-                         PaperBrokerConfig(deterministic=settings.paper_deterministic,
-                                           latency_ms=settings.paper_latency_ms,
-                                           slippage_ticks=settings.paper_slippage_ticks))
+                             ExecutionConfig(contracts, RateLimit.parse(settings.order_rate_limit)))
+    broker = live or PaperBroker(database, engine.quote_option, clock, DEFAULT_PREMIUM_CONFIG,
+                                 PaperBrokerConfig(deterministic=settings.paper_deterministic,
+                                                   latency_ms=settings.paper_latency_ms,
+                                                   slippage_ticks=settings.paper_slippage_ticks))
     producers = {name: StreamProducer(connections.redis, name, maxlen=settings.stream_maxlen,
                                       prefix=settings.stream_prefix)
                  for name in (streams.ORDERS_EVENTS, streams.POSITIONS_STATE)}
@@ -51,7 +59,10 @@ def build_service(settings: ExecutionSettings) -> tuple[ExecutionService, list[T
                                 uuid_ids)
     service = ExecutionService(engine, Store(database), broker, publisher, clock, uuid_ids)
     service.restore()
-    service.reconcile()
+    if live is not None:
+        reconcile_at_start(service)  # HALTED with the reason on any mismatch with the broker
+    else:
+        service.reconcile()
     config = ConsumerConfig.from_settings(settings)
     consumer = f"{socket.gethostname()}-{os.getpid()}"
     workers = [
@@ -62,6 +73,14 @@ def build_service(settings: ExecutionSettings) -> tuple[ExecutionService, list[T
         ThreadWorker("reconciler", lambda stop: service.run_reconciler(settings.reconcile_interval_ms / 1000, stop)),
     ]
     return service, workers, connections.readiness_checks()
+
+
+def start_live(settings: ExecutionSettings, database: Engine, clock: SystemClock) -> AlpacaBroker:
+    """The Alpaca broker, or exit naming the live-trading switch that is off (docs/execution.md)."""
+    try:
+        return start_live_broker(settings, database, session_date(clock.now()))
+    except (LiveTradingRefused, BrokerError) as exc:
+        raise SettingsError(f"EXECUTION_BROKER=alpaca refused: {exc}") from exc
 
 
 def build_app(settings: ExecutionSettings) -> FastAPI:

@@ -6,16 +6,17 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from scalper_execution.live import LiveSettingsMixin
 from scalper_shared.core.ratelimit import RateLimit
 from scalper_shared.core.risk import RiskConfig
 from scalper_shared.runtime.api_security import ApiSettingsMixin
 from scalper_shared.settings import ServiceSettings
 
 
-class ExecutionSettings(ServiceSettings, ApiSettingsMixin):
+class ExecutionSettings(ServiceSettings, ApiSettingsMixin, LiveSettingsMixin):
     http_port: int = Field(8003, ge=1, le=65535, validation_alias="EXECUTION_HTTP_PORT")
-    broker: Literal["paper"] = Field("paper", validation_alias="EXECUTION_BROKER",
-                                     description="Where orders go (the live adapter is not built yet)")
+    broker: Literal["paper", "alpaca"] = Field("paper", validation_alias="EXECUTION_BROKER",
+                                               description="Where orders go: the paper broker or Alpaca (live.py)")
     contracts_per_entry: int = Field(1, gt=0, validation_alias="EXECUTION_CONTRACTS_PER_ENTRY")
     order_rate_limit: str = Field("100/1s", validation_alias="EXECUTION_ORDER_RATE_LIMIT")
     risk_config: dict[str, Any] = Field(default_factory=dict, validation_alias="EXECUTION_RISK_CONFIG",

@@ -15,7 +15,6 @@ symbols matching the wire pattern, a known session.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from datetime import datetime
 
 import numpy as np

@@ -9,6 +9,7 @@ A batch that fails to write (database down) is logged and dropped; the service k
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -51,10 +52,8 @@ async def run_live(source: PolygonWebSocketSource, writer: BarWriter, stop: thre
     finally:
         if not consumer.done():
             consumer.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await consumer
-        except asyncio.CancelledError:
-            pass
     logger.info("live ingestion stopped")
 
 

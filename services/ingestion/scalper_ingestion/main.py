@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import logging
 
+from scalper_ingestion.live import live_worker_target
+from scalper_ingestion.settings import IngestionSettings
+from scalper_ingestion.writer import BarWriter
 from scalper_shared.bus import StreamProducer
 from scalper_shared.clock import SystemClock
 from scalper_shared.db import migrate
@@ -18,10 +21,6 @@ from scalper_shared.runtime.app import BackgroundWorker, ThreadWorker
 from scalper_shared.runtime.bootstrap import Connections, connect
 from scalper_shared.schema import streams
 from scalper_shared.settings import load_settings
-
-from scalper_ingestion.live import live_worker_target
-from scalper_ingestion.settings import IngestionSettings
-from scalper_ingestion.writer import BarWriter
 
 SERVICE = "ingestion"
 logger = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ import redis
 try:  # optional C accelerator of redis-py (the ingestion service installs it)
     import hiredis
 except ImportError:  # pragma: no cover - depends on the environment
-    hiredis = None
+    hiredis = None  # type: ignore[assignment]
 
 from scalper_shared.bus import metrics
 from scalper_shared.bus.groups import GroupBacklog, stream_backlogs, text
@@ -151,7 +151,7 @@ def _pack_xadds(connection: Any, key: str, maxlen: int, chunk: list[bytes]) -> l
     """The wire bytes of one XADD per entry; hiredis' C packer when installed (no per-argument Python)."""
     if hiredis is not None:
         head = (b"XADD", key.encode(), b"MAXLEN", b"~", str(maxlen).encode(), b"*", ENVELOPE_FIELD.encode())
-        return [b"".join([hiredis.pack_command((*head, data)) for data in chunk])]
+        return [b"".join([hiredis.pack_command((*head, data)) for data in chunk])]  # type: ignore[arg-type]
     packed: list[bytes] = connection.pack_commands(
         [("XADD", key, "MAXLEN", "~", maxlen, "*", ENVELOPE_FIELD, data) for data in chunk])
     return packed

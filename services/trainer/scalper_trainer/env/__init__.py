@@ -10,7 +10,7 @@ See docs/environment.md.
 """
 
 from scalper_trainer.env.config import DEFAULT_ENV_CONFIG, EnvConfig, EpisodeSampling
-from scalper_trainer.env.core import MarketTape, StepResult, TradingBatch
+from scalper_trainer.env.core import Fill, MarketTape, StepResult, TradingBatch
 from scalper_trainer.env.episodes import (
     EpisodeSet,
     bars_by_symbol,
@@ -24,7 +24,7 @@ from scalper_trainer.env.single import TradingEnv
 from scalper_trainer.env.vec import ScalperVecEnv, make_vec_env
 
 __all__ = [
-    "DEFAULT_ENV_CONFIG", "EnvConfig", "EpisodeSampling", "EpisodeSet", "MarketTape", "ScalperVecEnv",
+    "DEFAULT_ENV_CONFIG", "EnvConfig", "EpisodeSampling", "EpisodeSet", "Fill", "MarketTape", "ScalperVecEnv",
     "StepResult", "TradingBatch", "TradingEnv", "bars_by_symbol", "episodes_from_bars",
     "episodes_from_frame", "load_episodes", "make_reference_env", "make_reference_vec_env",
     "make_vec_env", "synthetic_episodes",

@@ -137,6 +137,29 @@ class StepResult:
     """True where the action was masked out and HOLD was played instead."""
 
 
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One fill of one environment, recorded when :attr:`TradingBatch.fills` is a list (evaluation).
+
+    ``reason`` is ``entry`` for a buy, else why contracts were sold: ``agent`` (TRIM/EXIT), ``stop``,
+    ``tp1``/``tp2``/... (take-profit tier) or ``end_of_day`` (the flatten window). ``row`` is the
+    tape row of the fill (a stop fills on the bar after its trigger); ``pnl`` is the net dollars of
+    the contracts sold (0 for an entry).
+    """
+
+    env: int
+    episode: int
+    row: int
+    reason: str
+    side: int
+    contracts: int
+    price: float
+    pnl: float
+
+
+ENTRY, AGENT_EXIT, STOP_EXIT, END_OF_DAY_EXIT = "entry", "agent", "stop", "end_of_day"
+
+
 class TradingBatch:
     """The state of N environments and their vectorised step. No Python loop over environments."""
 
@@ -162,6 +185,9 @@ class TradingBatch:
         self._closed = np.zeros(n, np.int64)
         self._exit_value = np.zeros(n)
         self.masks = np.zeros((n, len(Action)), bool)
+        self.fills: list[Fill] | None = None
+        """Set to a list to record every :class:`Fill` (off for training: costs a Python loop per fill)."""
+        self._sell_reason = AGENT_EXIT
 
     # -- episodes ------------------------------------------------------------------------------
 
@@ -258,8 +284,12 @@ class TradingBatch:
         self.held[buyers] = self.config.contracts
         self.tiers_hit[buyers] = 0
         self.trades_today[buyers] += 1
+        if self.fills is not None:
+            self._record(buyers, np.full(buyers.size, self.config.contracts), ask, at, ENTRY,
+                         np.zeros(buyers.size))
 
     def _reduce(self, was_flat: BoolArray, action: IntArray, rows: IntArray) -> None:
+        self._sell_reason = AGENT_EXIT
         for reducing, fraction in TRIM_FRACTIONS:
             envs = np.flatnonzero(~was_flat & (action == reducing))
             if envs.size:
@@ -284,6 +314,7 @@ class TradingBatch:
                        following[stopped], stop=True)
         rest = ~stopped
         self._take_profits(envs[rest], bid_now[rest], now[rest])
+        self._sell_reason = END_OF_DAY_EXIT
         flatten = (self.held[envs] > 0) & (now >= self.end_row[envs])
         if flatten.any():
             self._sell(envs[flatten], self.held[envs[flatten]], bid_now[flatten], now[flatten], stop=False)
@@ -299,6 +330,7 @@ class TradingBatch:
                 return
             sellers = envs[hit]
             self.tiers_hit[sellers] = np.atleast_1d(tier)[hit]
+            self._sell_reason = "tp"
             self._sell(sellers, contracts_to_sell(self.held[sellers], np.atleast_1d(fraction)[hit]),
                        bid[hit], rows[hit], stop=False)
 
@@ -309,12 +341,24 @@ class TradingBatch:
         self.held[envs] -= sold
         self._closed[envs] += sold
         self._exit_value[envs] += sold * fill
-        self.pnl_today[envs] += np.atleast_1d(round_trip_pnl(self.entry_price[envs], fill, sold,
-                                                             self.config.premium))
+        pnl = np.atleast_1d(round_trip_pnl(self.entry_price[envs], fill, sold, self.config.premium))
+        self.pnl_today[envs] += pnl
+        if self.fills is not None:
+            self._record(envs, sold, fill, np.atleast_1d(exit_rows), STOP_EXIT if stop else self._sell_reason, pnl)
         closed = self.held[envs] == 0
         self.side[envs[closed]] = 0
         self.last_exit_row[envs[closed]] = np.atleast_1d(exit_rows)[closed]
         self.exit_was_stop[envs[closed]] = stop
+
+    def _record(self, envs: IntArray, contracts: npt.ArrayLike, price: npt.ArrayLike, rows: npt.ArrayLike,
+                reason: str, pnl: npt.ArrayLike) -> None:
+        assert self.fills is not None
+        count, at = np.broadcast_to(contracts, envs.shape), np.broadcast_to(rows, envs.shape)
+        fill, money = np.broadcast_to(price, envs.shape), np.broadcast_to(pnl, envs.shape)
+        for k, env in enumerate(envs.tolist()):
+            label = f"tp{int(self.tiers_hit[env])}" if reason == "tp" else reason
+            self.fills.append(Fill(env, int(self.episode[env]), int(at[k]), label, int(self.side[env]), int(count[k]),
+                                   float(fill[k]), float(money[k])))
 
     # -- episode summary -----------------------------------------------------------------------
 
