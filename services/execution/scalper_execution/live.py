@@ -52,6 +52,11 @@ class LiveSettingsMixin(BaseModel):
     live_ladder_days_per_step: int = Field(5, gt=0, description="Profitable days to climb one rung")
     live_ladder_since: date | None = Field(None, description="First day counted by the ladder")
 
+    @field_validator("live_ladder_since", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
     @field_validator("live_size_ladder")
     @classmethod
     def _valid_ladder(cls, value: list[int]) -> list[int]:
