@@ -166,7 +166,7 @@ def test_the_ladder_starts_at_one_contract() -> None:
 def test_the_ladder_climbs_one_rung_per_n_profitable_days() -> None:
     assert ladder_position([1, 2, 3, 5], 3, days(10, 10)).contracts == 1
     assert ladder_position([1, 2, 3, 5], 3, days(10, 10, 10)).contracts == 2
-    assert ladder_position([1, 2, 3, 5], 3, days(10, 0, 10, 10, 10, 10)).contracts == 3  # flat days do not count
+    assert ladder_position([1, 2, 3, 5], 3, days(10, 0, 10, 10, 10, 10, 10)).contracts == 3  # flat days do not count
     assert ladder_position([1, 2, 3, 5], 1, days(*[10] * 20)).contracts == 5  # never above the top rung
 
 

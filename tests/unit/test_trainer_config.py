@@ -59,5 +59,10 @@ def test_ppo_kwargs_follow_the_config() -> None:
     config = TrainConfig(**WINDOW, seed=7, device="cpu")
     kwargs = maskable_ppo_kwargs(config)
     assert kwargs["ent_coef"] == 0.08 and kwargs["seed"] == 7 and kwargs["device"] == "cpu"
-    assert kwargs["policy_kwargs"]["net_arch"] == [128, 128]
+    assert kwargs["policy_kwargs"]["net_arch"] == [64, 64] and kwargs["batch_size"] == 4096
     assert resolve_device("auto") in ("cpu", "cuda")
+
+
+def test_a_batch_larger_than_the_rollout_is_refused() -> None:
+    with pytest.raises(ValueError, match="exceeds the rollout"):
+        TrainConfig(**WINDOW, n_envs=2, ppo={"n_steps": 32, "batch_size": 128})

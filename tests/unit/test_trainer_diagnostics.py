@@ -50,7 +50,8 @@ def test_rollout_of_a_fresh_policy_respects_masks_and_counts_episodes() -> None:
     from scalper_trainer.config import maskable_ppo_kwargs
 
     config = TrainConfig(train_from=date(2025, 7, 1), train_to=date(2025, 7, 2), validation_from=date(2025, 7, 3),
-                         validation_to=date(2025, 7, 4), device="cpu", n_envs=2)
+                         validation_to=date(2025, 7, 4), device="cpu", n_envs=2,
+                         ppo={"n_steps": 32, "batch_size": 64})
     model = MaskablePPO("MlpPolicy", tiny_vec_env(2, 0), **maskable_ppo_kwargs(config))
     rollout = collect_rollout(model, tiny_vec_env(2, 99, length=25), n_episodes=4)
     assert len(rollout.episode_pnls) == 4 and len(rollout.episode_trades) == 4

@@ -79,7 +79,7 @@ def train(
     validation_days: Annotated[int, typer.Option(help="Held-out calendar days after --to")] = 14,
     timesteps: Annotated[int, typer.Option(help="Environment steps to train")] = 50_000,
     seed: Annotated[int, typer.Option()] = 0,
-    n_envs: Annotated[int, typer.Option(help="Parallel environments")] = 4,
+    n_envs: Annotated[int, typer.Option(help="Parallel environments")] = 128,
     source: Annotated[str, typer.Option(help="database or synthetic")] = "synthetic",
     idempotency_key: Annotated[str | None, typer.Option(help="Repeat to get the same job back")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the job with a progress bar")] = False,

@@ -329,3 +329,38 @@ class QuarantinedBarRow(Base):
 
 
 bars_quarantine: Table = QuarantinedBarRow.__table__  # type: ignore[assignment]
+
+
+# ---------------------------------------------------------------------------------------------
+# Offline evaluation (revision 'eval0001'): one row per evaluation of a model over a date window.
+
+
+class EvaluationRow(Base):
+    """One evaluation: queued by the policy API, run by the trainer worker (queue ``evaluation``).
+
+    ``progress`` (0..1) and ``stage`` move while it runs; a finished row has the whole
+    ``metrics.json`` in ``metrics``, its one-line ``summary`` and the ``report_dir`` holding
+    ``report.html`` and the plots; a failed row has ``error``.
+    """
+
+    __tablename__ = "evaluations"
+    __table_args__ = (
+        CheckConstraint("status IN ('queued', 'running', 'finished', 'failed')", name="status_known"),
+        CheckConstraint("progress BETWEEN 0 AND 1", name="progress_fraction"),
+    )
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    model_id: Mapped[str] = mapped_column(Text, index=True)
+    status: Mapped[str] = mapped_column(Text)
+    request: Mapped[dict] = mapped_column(JSONB)  # type: ignore[type-arg]
+    progress: Mapped[float] = mapped_column(Double, server_default="0")
+    stage: Mapped[str] = mapped_column(Text, server_default="")
+    summary: Mapped[str | None] = mapped_column(Text)
+    metrics: Mapped[dict | None] = mapped_column(JSONB)  # type: ignore[type-arg]
+    report_dir: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+evaluations: Table = EvaluationRow.__table__  # type: ignore[assignment]

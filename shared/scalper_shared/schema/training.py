@@ -30,16 +30,16 @@ class PPOConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     learning_rate: float = Field(3e-4, gt=0)
-    n_steps: int = Field(512, gt=1, description="Rollout length per environment")
-    batch_size: int = Field(256, gt=1)
-    n_epochs: int = Field(5, gt=0)
+    n_steps: int = Field(64, gt=1, description="Rollout length per environment")
+    batch_size: int = Field(4096, gt=1)
+    n_epochs: int = Field(4, gt=0)
     gamma: float = Field(0.99, gt=0, le=1)
     gae_lambda: float = Field(0.95, gt=0, le=1)
     clip_range: float = Field(0.2, gt=0)
     ent_coef: float = Field(0.08, ge=0, description="Entropy bonus; 0.08 keeps the policy exploring")
     vf_coef: float = Field(0.5, ge=0)
     max_grad_norm: float = Field(0.5, gt=0)
-    net_arch: tuple[int, ...] = Field((128, 128), min_length=1)
+    net_arch: tuple[int, ...] = Field((64, 64), min_length=1)
     activation: Literal["tanh", "relu"] = "tanh"
 
 
@@ -63,7 +63,7 @@ class TrainConfig(BaseModel):
     total_timesteps: int = Field(50_000, gt=0, le=100_000_000)
     checkpoint_every: int = Field(25_000, gt=0, description="Checkpoint every N steps (plus milestones)")
     seed: int = Field(0, ge=0)
-    n_envs: int = Field(4, gt=0, le=256)
+    n_envs: int = Field(128, gt=0, le=1024, description="Environments stepped together by the batched env")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     ppo: PPOConfig = PPOConfig()
     reward: RewardConfig = RewardConfig()
@@ -77,6 +77,13 @@ class TrainConfig(BaseModel):
         if len(set(value)) != len(value):
             raise ValueError(f"symbols repeat: {list(value)}")
         return value
+
+    @model_validator(mode="after")
+    def _batch_fits_the_rollout(self) -> TrainConfig:
+        rollout = self.n_envs * self.ppo.n_steps
+        if self.ppo.batch_size > rollout:
+            raise ValueError(f"ppo.batch_size {self.ppo.batch_size} exceeds the rollout n_envs x n_steps = {rollout}")
+        return self
 
     @model_validator(mode="after")
     def _ordered_windows(self) -> TrainConfig:

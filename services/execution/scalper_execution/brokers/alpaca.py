@@ -173,7 +173,7 @@ class AlpacaBroker:
         current = self._find(client_order_id)
         if current is None:
             return None
-        if _STATUS.get(current.status.value) is None:
+        if _STATUS.get(current.status.value) in (None, BrokerStatus.PARTIALLY_FILLED):  # still working
             try:
                 self._call(client_order_id, self.client.cancel_order_by_id, current.id)
             except APIError as exc:
