@@ -14,6 +14,7 @@ from rich.logging import RichHandler
 
 from scalper_cli.commands import data as data_command
 from scalper_cli.commands import demo as demo_command
+from scalper_cli.commands import eval as eval_command
 from scalper_cli.commands import features as features_command
 from scalper_cli.commands import ingest as ingest_command
 from scalper_cli.commands import keys as keys_command
@@ -30,6 +31,7 @@ app.add_typer(ingest_command.app, name="ingest")
 app.add_typer(data_command.app, name="data")
 app.add_typer(risk_command.app, name="risk")
 app.add_typer(keys_command.app, name="keys")
+app.add_typer(eval_command.app, name="eval")
 app.command("demo")(demo_command.demo)
 
 

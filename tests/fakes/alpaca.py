@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -56,7 +57,7 @@ class FakeAlpaca:
 
     def __init__(self, *, api_key: str = "test-key", secret_key: str = "test-secret",
                  account_number: str = "PA3TEST0001", fill_on_accept: bool = True,
-                 fill_price: float = 1.25) -> None:
+                 fill_price: float = 1.25, clock: Callable[[], datetime] | None = None) -> None:
         self.api_key = api_key
         self.secret_key = secret_key
         self.account_number = account_number
@@ -73,10 +74,12 @@ class FakeAlpaca:
         self.faults: deque[Fault] = deque()
         self.rejections: deque[tuple[int, str]] = deque()
         self._lock = threading.RLock()
+        self._clock = clock or (lambda: datetime.now(UTC))
         self._clock_ms = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-alpaca", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-alpaca",
+                                        daemon=True)
 
     @property
     def url(self) -> str:
@@ -131,8 +134,9 @@ class FakeAlpaca:
     # -- the venue --------------------------------------------------------------------------------
 
     def _now(self) -> datetime:
-        """Wall time, strictly increasing by at least a millisecond per call (distinct activity ids)."""
-        self._clock_ms = max(self._clock_ms + 1, int(time.time() * 1000))
+        """The venue's time (wall time unless a clock is given), strictly increasing by at least a
+        millisecond per call (distinct activity ids)."""
+        self._clock_ms = max(self._clock_ms + 1, int(self._clock().timestamp() * 1000))
         return datetime.fromtimestamp(self._clock_ms / 1000, UTC)
 
     def _accept(self, body: dict[str, Any], *, fill: bool) -> dict[str, Any]:
@@ -294,6 +298,8 @@ class FakeAlpaca:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body in one segment: no 40 ms delayed-ACK stall
+            wbufsize = -1  # buffered; flushed once per request by the base class
 
             def log_message(self, *args: object) -> None:  # keep test output quiet
                 return

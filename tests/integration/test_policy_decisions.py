@@ -22,7 +22,7 @@ from tests.unit.policy_support import served
 
 pytestmark = pytest.mark.integration
 
-START = datetime(2024, 3, 5, 15, 0, tzinfo=UTC)
+START = datetime(2024, 3, 5, 15, 10, tzinfo=UTC)  # 10:10 ET: after the features warm-up (no decisions before)
 CONFIG = ConsumerConfig(batch_size=50, block_ms=10, claim_idle_ms=60_000)
 
 
@@ -55,7 +55,8 @@ def test_each_symbol_minute_gets_one_decision_even_when_redelivered(
     features = ConsumerRunner(redis_client, streams.FEATURES_VECTORS, "policy", "c1", decisions.handle_features,
                               config=CONFIG, prefix=stream_prefix)
     _publish(redis_client, stream_prefix, streams.POSITIONS_STATE,
-             [PositionState(symbol="QQQ", side=PositionSide.PUT, contracts=1, as_of=START)], clock)
+             [PositionState(symbol="QQQ", side=PositionSide.PUT, contracts=1,
+                                            as_of=START + timedelta(minutes=5))], clock)  # marked on every bar
     _publish(redis_client, stream_prefix, streams.FEATURES_VECTORS, _vectors("SPY", 5) + _vectors("QQQ", 5), clock)
     positions.poll()
     features.poll()

@@ -28,6 +28,7 @@ def test_minutes_to_close_count_as_in_training() -> None:
     assert minutes_to_close_at(minute_ms(OPEN)) == 389.0
     assert minutes_to_close_at(minute_ms(OPEN + timedelta(minutes=389))) == 0.0
     assert minutes_to_close_at(minute_ms(OPEN - timedelta(minutes=1))) == 0.0  # pre-market: no entries
+    assert minutes_to_close_at(minute_ms(datetime(1, 1, 1, tzinfo=UTC))) == 0.0  # found by schemathesis: a 500
 
 
 def test_the_window_keeps_the_last_rows_and_ignores_redeliveries_and_other_specs() -> None:

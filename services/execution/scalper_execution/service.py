@@ -97,7 +97,20 @@ class ExecutionService:
     def handle_bars(self, batch: Sequence[Delivery]) -> None:
         for delivery in batch:
             if isinstance(delivery.envelope.payload, Bar):
-                self._guarded(lambda bar=delivery.envelope.payload: self.engine.on_bar(bar))
+                with self.lock:  # the bar and the fills it triggers, before any decision gets in
+                    self._guarded(lambda bar=delivery.envelope.payload: self.engine.on_bar(bar))
+                    self._guarded(self._fill_next_bar_orders)
+
+    def _fill_next_bar_orders(self) -> Effects:
+        """Orders the broker fills on the next bar (the paper broker's deterministic stops): record them."""
+        settle = getattr(self.broker, "fill_next_bar_orders", None)
+        if settle is None:
+            return Effects()
+        for order_id in settle():
+            broker_order = self.broker.get_order(order_id)
+            if broker_order is not None:
+                self._record(broker_order)
+        return Effects()
 
     def handle_decisions(self, batch: Sequence[Delivery]) -> None:
         for delivery in batch:

@@ -8,12 +8,14 @@ migrated and the state recovered before the consumer starts.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 
 from scalper_features.pipeline import FeaturePipeline
 from scalper_features.settings import FeaturesSettings
 from scalper_shared.bus import ConsumerConfig, ConsumerRunner, StreamProducer
 from scalper_shared.clock import SystemClock
+from scalper_shared.core.features import FEATURE_SPEC
 from scalper_shared.db import migrate
 from scalper_shared.runtime import build_service_app, configure_logging, serve
 from scalper_shared.runtime.app import ThreadWorker
@@ -35,8 +37,9 @@ def main() -> None:
     pipeline = FeaturePipeline(settings.symbol_list, connections.engine, producer, SystemClock(),
                                wait_s=settings.minute_wait_s)
     pipeline.recover()
+    connections.redis.set(settings.stream_prefix + streams.FEATURE_SPEC_HASH_KEY, FEATURE_SPEC.spec_hash)
     runner = ConsumerRunner(connections.redis, streams.MD_BARS, settings.consumer_group,
-                            f"{socket.gethostname()}-features", pipeline.handle,
+                            f"{socket.gethostname()}-{os.getpid()}-features", pipeline.handle,
                             config=ConsumerConfig.from_settings(settings), prefix=settings.stream_prefix)
     workers = [runner.as_worker(), ThreadWorker("features:flusher", pipeline.run_flusher)]
     logger.info("features service for %s (group %s)", settings.symbols, settings.consumer_group)

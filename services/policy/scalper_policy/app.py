@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from scalper_policy.evaluations_api import EvaluationJobs, evaluations_router
 from scalper_policy.models_api import models_router
 from scalper_policy.policy_api import policy_router
 from scalper_policy.serving import PolicyRuntime, build_policy_runtime
@@ -33,6 +34,8 @@ def build_policy_app(settings: PolicySettings, connections: Connections,
     app.include_router(training_router(jobs, connections.engine, auth), responses=API_ERROR_RESPONSES)
     app.include_router(models_router(connections.engine, auth), responses=API_ERROR_RESPONSES)
     app.include_router(policy_router(runtime, auth), responses=API_ERROR_RESPONSES)
+    app.include_router(evaluations_router(EvaluationJobs(connections.redis, connections.engine), auth),
+                       responses=API_ERROR_RESPONSES)
     app.state.training_jobs = jobs
     app.state.policy = runtime
     return app

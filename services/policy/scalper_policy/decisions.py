@@ -6,6 +6,11 @@ model. Publication is once per (model, symbol, minute): the envelope id is deter
 ``SET NX`` claim key is taken in the same atomic step as the ``XADD``, so a redelivered vector
 publishes nothing twice. Vectors older than ``max_age_s`` (a backlog after downtime) update the
 window but get no decision; vectors of another feature spec are ignored (and counted).
+
+Decisions follow the training environment's timing so that paper trading equals the backtest: none
+before the features' warm-up row of the session (the env's first decision), and a symbol holding a
+position is decided only once execution's state marked on that minute's bar has arrived (the
+decision waits for it, then is taken when ``positions.state`` delivers it).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from scalper_policy.inference import ModelHolder, decide
 from scalper_policy.live import LiveState, minute_datetime, minute_ms
 from scalper_shared.bus import ConsumerConfig, ConsumerRunner, Delivery, StreamProducer
 from scalper_shared.clock import Clock
+from scalper_shared.core.features.sessions import MINUTE_MS, session_of
 from scalper_shared.runtime.app import ThreadWorker
 from scalper_shared.schema import streams
 from scalper_shared.schema.envelope import Envelope
@@ -57,11 +63,21 @@ class LiveDecisions:
         self._prefix = prefix
         self._max_age = timedelta(seconds=max_age_s)
         self._claim_ttl_s = claim_ttl_s
+        self._waiting: dict[str, tuple[int, str]] = {}
+        """symbol -> (minute, correlation id) of a decision waiting for the position's mark."""
 
     def handle_positions(self, batch: Sequence[Delivery]) -> None:
         for delivery in batch:
-            if isinstance(delivery.envelope.payload, PositionState):
-                self.live.update_position(delivery.envelope.payload)
+            state = delivery.envelope.payload
+            if isinstance(state, PositionState):
+                self.live.update_position(state)
+                self._decide_waiting(state.symbol)
+
+    def _decide_waiting(self, symbol: str) -> None:
+        waiting = self._waiting.get(symbol)
+        if waiting is not None and self.live.position_marked(symbol, waiting[0]):
+            del self._waiting[symbol]
+            self.publish_decision(symbol, waiting[0], correlation_id=waiting[1])
 
     def handle_features(self, batch: Sequence[Delivery]) -> None:
         for delivery in batch:
@@ -79,7 +95,16 @@ class LiveDecisions:
         if self._clock.now() - vector.minute > self._max_age:
             SKIPPED.labels("stale").inc()
             return
-        self.publish_decision(vector.symbol, minute_ms(vector.minute), correlation_id=envelope.id)
+        minute = minute_ms(vector.minute)
+        if before_warmup(minute, self.live.spec.warmup):
+            SKIPPED.labels("warmup").inc()
+            return
+        if not self.live.position_marked(vector.symbol, minute):
+            self._waiting[vector.symbol] = (minute, envelope.id)
+            self._decide_waiting(vector.symbol)  # the mark may have come in meanwhile
+            return
+        self._waiting.pop(vector.symbol, None)
+        self.publish_decision(vector.symbol, minute, correlation_id=envelope.id)
 
     def publish_decision(self, symbol: str, minute: int, correlation_id: str | None = None) -> str | None:
         """Decide ``symbol`` at ``minute`` with the served model and publish it once; the entry id, or
@@ -112,6 +137,12 @@ class LiveDecisions:
         DECISIONS.labels(model.model_id).inc()
         logger.debug("decision %s for %s at %s: %s", envelope.id, symbol, message.minute, decision.action.name)
         return entry_id
+
+
+def before_warmup(minute: int, warmup: int) -> bool:
+    """True for the session's first ``warmup`` bars: the environment takes no decision there."""
+    bounds = session_of(minute)
+    return bounds is not None and (minute - bounds.open_ms) // MINUTE_MS < warmup
 
 
 def consumer_name() -> str:

@@ -30,12 +30,13 @@ from scalper_shared.core.actions import N_ACTIONS, Action
 from scalper_shared.core.features import FEATURE_SPEC, FeatureSpec
 from scalper_shared.core.policy_net import BoolArray, FloatArray, NumpyPolicy
 from scalper_shared.db.models import models
+from scalper_shared.schema import streams
 
 logger = logging.getLogger(__name__)
 
 POLICY_FILE = "policy.npz"  # the names scalper_trainer.registry writes (not imported: it needs torch)
 MANIFEST_FILE = "manifest.json"
-FEATURE_SPEC_HASH_KEY = "features:spec_hash"
+FEATURE_SPEC_HASH_KEY = streams.FEATURE_SPEC_HASH_KEY
 """Redis key (after the stream prefix) where a feature service may record the spec hash it computes."""
 
 

@@ -30,7 +30,7 @@ from scalper_shared.core.features import (
 from scalper_shared.core.features.sessions import MINUTE_MS, session_of
 from scalper_shared.core.masks import action_mask
 from scalper_shared.core.policy_net import BoolArray
-from scalper_shared.core.risk import DEFAULT_RISK_CONFIG, RiskConfig
+from scalper_shared.core.risk import DEFAULT_RISK_CONFIG, RiskConfig, stop_triggered
 from scalper_shared.schema.messages import FeatureVector, PositionSide, PositionState, TradingState
 
 
@@ -42,9 +42,20 @@ def minute_datetime(minute: int) -> datetime:
     return datetime.fromtimestamp(minute / 1000, tz=UTC)
 
 
+CALENDAR_FROM_MS = int(datetime(1990, 1, 1, tzinfo=UTC).timestamp() * 1000)
+CALENDAR_TO_MS = int(datetime(2100, 1, 1, tzinfo=UTC).timestamp() * 1000)
+
+
+def in_calendar(minute: int) -> bool:
+    """Whether ``minute`` lies in the years the trading calendar is asked about at all."""
+    return CALENDAR_FROM_MS <= minute < CALENDAR_TO_MS
+
+
 def minutes_to_close_at(minute: int) -> float:
     """Whole minutes from the end of the bar starting at ``minute`` (epoch ms) to the session close,
     as the training environment counts them; 0 outside regular hours (no entries then)."""
+    if not in_calendar(minute):
+        return 0.0
     bounds = session_of(minute)
     if bounds is None:
         return 0.0
@@ -95,6 +106,9 @@ class _Symbol:
     pnl_today: float = 0.0
     last_exit: datetime | None = None
     exit_was_stop: bool = False
+    stop_seen: bool = False
+    """The open trade was marked at or below the stop (its exit is the stop's, even if a later mark
+    recovered while the stop order waited for its fill)."""
 
 
 class LiveState:
@@ -141,12 +155,31 @@ class LiveState:
             is_open = state.side is not PositionSide.FLAT
             if is_open and not was_open:
                 entry.trades_today += 1
+                entry.stop_seen = False
+            if is_open:
+                entry.stop_seen |= self._at_stop(state)
             if was_open and not is_open and previous is not None:
                 entry.last_exit = state.as_of
-                entry.exit_was_stop = previous.unrealised_pnl_pct <= -self.risk.stop_loss_pct
+                entry.exit_was_stop = entry.stop_seen
                 entry.pnl_today += state.realised_pnl
             entry.position = state
         return True
+
+    def _at_stop(self, state: PositionState) -> bool:
+        """The risk layer's own stop test on the state's mark (its P&L percentage when unpriced)."""
+        if state.avg_premium > 0 and state.mark_premium > 0:
+            return bool(stop_triggered(state.avg_premium, state.mark_premium, self.risk))
+        return state.unrealised_pnl_pct <= -self.risk.stop_loss_pct
+
+    def position_marked(self, symbol: str, minute: int) -> bool:
+        """True unless the symbol holds a position not yet marked on the bar starting at ``minute``:
+        a decision on that bar must see the position as the risk layer left it after the bar."""
+        with self._lock:
+            entry = self._symbols.get(symbol)
+            position = entry.position if entry is not None else None
+            if position is None or position.side is PositionSide.FLAT:
+                return True
+            return position.as_of.timestamp() * 1000 >= minute + MINUTE_MS
 
     def mask_inputs(self, symbol: str, minute: int) -> MaskInputs:
         """The symbol's mask inputs for a decision on the bar starting at ``minute``."""
@@ -156,7 +189,7 @@ class LiveState:
 
     def _inputs(self, entry: _Symbol | None, minute: int) -> MaskInputs:
         base = MaskInputs(minutes_to_close=minutes_to_close_at(minute))
-        if entry is None:
+        if entry is None or not in_calendar(minute):
             return base
         same_day = entry.day is not None and entry.day == session_date(minute_datetime(minute))
         since_exit = math.inf

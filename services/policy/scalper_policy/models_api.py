@@ -51,7 +51,7 @@ def models_router(engine: Engine, auth: Authenticator) -> APIRouter:
         return list_models(engine, limit)
 
     @router.post("/{model_id}/promote", response_model=ModelView)
-    def promote(model_id: str, key: Annotated[ApiKeyRecord, admin]) -> ModelView:
+    def promote(model_id: str, key: ApiKeyRecord = admin) -> ModelView:
         """Serve this model from now on; the previously promoted one is demoted."""
         promoted = promote_model(engine, model_id)
         if promoted is None:

@@ -1,4 +1,4 @@
-"""Entrypoint: an RQ worker on queue ``training`` (JSON serializer) with a health/metrics server.
+"""Entrypoint: an RQ worker on queues ``training`` and ``evaluation`` (JSON serializer) with a health/metrics server.
 
 torch, sb3 and the job code are imported here, once per worker: RQ forks a work-horse per job and
 the horse inherits them. RQ owns the main thread (SIGTERM is a warm shutdown: the running job
@@ -18,6 +18,7 @@ from rq.serializers import JSONSerializer
 from scalper_shared.db import migrate
 from scalper_shared.runtime import build_service_app, configure_logging
 from scalper_shared.runtime.bootstrap import connect
+from scalper_shared.schema.evaluation import EVALUATION_QUEUE
 from scalper_shared.schema.training import TRAINING_QUEUE
 from scalper_shared.settings import load_settings
 from scalper_trainer.settings import TrainerSettings
@@ -38,6 +39,7 @@ def preload_training(settings: TrainerSettings) -> None:
     """Import torch and the job module once, before RQ forks work-horses."""
     import torch
 
+    import scalper_trainer.evaluation.jobs  # noqa: F401
     import scalper_trainer.jobs  # noqa: F401
 
     if settings.torch_threads:
@@ -54,10 +56,11 @@ def main() -> None:
     preload_training(settings)
     _serve_in_thread(build_service_app(SERVICE, checks=connections.readiness_checks()),
                      settings.http_host, settings.http_port)
-    queue = Queue(TRAINING_QUEUE, connection=connections.redis, serializer=JSONSerializer)
-    worker = Worker([queue], connection=connections.redis, serializer=JSONSerializer,
+    queues = [Queue(name, connection=connections.redis, serializer=JSONSerializer)
+              for name in (TRAINING_QUEUE, EVALUATION_QUEUE)]
+    worker = Worker(queues, connection=connections.redis, serializer=JSONSerializer,
                     job_monitoring_interval=settings.job_monitoring_interval_s)
-    logger.info("trainer worker %s listening on queue %s", worker.name, TRAINING_QUEUE)
+    logger.info("trainer worker %s listening on queues %s, %s", worker.name, TRAINING_QUEUE, EVALUATION_QUEUE)
     worker.work(with_scheduler=False)
 
 

@@ -15,3 +15,7 @@ ALL = (MD_BARS, FEATURES_VECTORS, POLICY_DECISIONS, ORDERS_EVENTS, POSITIONS_STA
 def dead_letter(stream: str) -> str:
     """The dead-letter stream of ``stream``."""
     return stream + DEAD_LETTER_SUFFIX
+
+FEATURE_SPEC_HASH_KEY = "features:spec_hash"
+"""Redis key (with the stream prefix) where the feature service records the spec hash it computes;
+the policy service refuses a model trained on another spec."""

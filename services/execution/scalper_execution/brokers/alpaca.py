@@ -220,16 +220,25 @@ class AlpacaBroker:
     def _order(self, order: Order) -> BrokerOrder:
         broker_id = str(order.id)
         self._client_ids[broker_id] = order.client_order_id
-        fills: tuple[BrokerFill, ...] = ()
-        if float(order.filled_qty or 0) > 0:
-            since = order.submitted_at - timedelta(seconds=1)
-            fills = tuple(self._fill(a, order.client_order_id) for a in self._fill_activities(since)
-                          if a["order_id"] == broker_id)
+        fills = self._order_fills(order)
         status = broker_status(order, fills)
         reason = order.status.value if status in (BrokerStatus.CANCELED, BrokerStatus.REJECTED) else ""
         return BrokerOrder(client_order_id=order.client_order_id, broker_order_id=broker_id,
                            option_symbol=order.symbol or "", side=OrderSide(order.side.value if order.side else "buy"),
                            contracts=int(float(order.qty or 0)), status=status, fills=fills, reason=reason)
+
+    def _order_fills(self, order: Order) -> tuple[BrokerFill, ...]:
+        """The order's FILL activities, read from its submission on until they add up to ``filled_qty``."""
+        filled_qty = int(float(order.filled_qty or 0))
+        found: list[BrokerFill] = []
+        if filled_qty == 0:
+            return ()
+        for activity in self._fill_activities(order.submitted_at - timedelta(seconds=1)):
+            if activity["order_id"] == str(order.id):
+                found.append(self._fill(activity, order.client_order_id))
+                if sum(f.contracts for f in found) >= filled_qty:
+                    break
+        return tuple(found)
 
     def _fill(self, activity: dict[str, Any], client_order_id: str) -> BrokerFill:
         contracts = int(float(activity["qty"]))

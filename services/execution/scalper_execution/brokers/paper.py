@@ -2,8 +2,12 @@
 
 Buys fill at the modelled ask and sells at the modelled bid of the option's underlying's last bar
 (the same ``premium.quote`` the training environment uses), plus ``slippage_ticks`` against the
-trader. Deterministic mode fills at once, at that quote, with no slippage (parity tests, replays);
-otherwise an order is accepted and fills ``latency_ms`` later at the quote it was accepted on.
+trader. Deterministic mode fills at once, at that quote, with no slippage (parity tests, replays),
+except a stop-loss sell: it follows the shared core's next-bar convention
+(:func:`~scalper_shared.core.risk.stop_fill_price`), so it waits, accepted, for the underlying's
+next bar and fills at that bar's bid (:meth:`PaperBroker.fill_next_bar_orders`, called by the
+service after every bar), exactly as the training environment and the backtest fill it.
+Otherwise an order is accepted and fills ``latency_ms`` later at the quote it was accepted on.
 
 The book lives in its own tables (``paper_orders``, ``paper_fills``), apart from what execution
 believes, so it behaves like an outside venue: it survives a crash of the service, it refuses a
@@ -15,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, Engine, select, update
@@ -32,6 +36,7 @@ from scalper_execution.brokers.base import (
 from scalper_execution.contracts import OptionQuote
 from scalper_shared.clock import Clock
 from scalper_shared.core.premium import PremiumModelConfig, commission, tick_size
+from scalper_shared.core.risk import stop_fill_price
 from scalper_shared.db.models import paper_fills, paper_orders
 from scalper_shared.schema.messages import OrderSide, SubmitOrder
 
@@ -39,6 +44,10 @@ logger = logging.getLogger(__name__)
 
 QuoteSource = Callable[[str], OptionQuote | None]
 """option symbol -> its modelled quote now, or None when the underlying has no bar yet."""
+STOP_LOSS_REASON = "stop_loss"
+"""``SubmitOrder.reason`` of the risk engine's stop (``scalper_execution.engine.STOP_REASON``)."""
+AT_NEXT_BAR = datetime(9999, 12, 31, tzinfo=UTC)
+"""``fill_due_at`` of a deterministic stop: never due by the clock, filled by the next bar instead."""
 
 
 class PaperBrokerConfig(BaseModel):
@@ -80,10 +89,11 @@ class PaperBroker:
                            0 if self.config.deterministic else self.config.slippage_ticks, self._premium)
         latency = timedelta(0) if self.config.deterministic else timedelta(milliseconds=self.config.latency_ms)
         now = self._clock.now()
+        next_bar = self.fills_at_next_bar(order)
         row = {"client_order_id": order.client_order_id, "broker_order_id": _broker_id(order.client_order_id),
                "option_symbol": order.option_symbol, "side": order.side.value, "contracts": order.contracts,
                "status": BrokerStatus.ACCEPTED.value, "fill_price": price, "quote_as_of": option_quote.as_of,
-               "accepted_at": now, "fill_due_at": now + latency}
+               "accepted_at": now, "fill_due_at": AT_NEXT_BAR if next_bar else now + latency}
         with self._engine.begin() as c:
             c.execute(insert(paper_orders).values(row).on_conflict_do_nothing())
             if self.config.deterministic:  # filled in the same transaction as the acceptance
@@ -143,6 +153,36 @@ class PaperBroker:
             query = query.where(paper_fills.c.filled_at >= since)
         with self._engine.connect() as c:
             return [_fill(r) for r in c.execute(query)]
+
+    def fills_at_next_bar(self, order: SubmitOrder) -> bool:
+        """A deterministic stop-loss sell fills at the next bar's bid (the shared next-bar convention)."""
+        return self.config.deterministic and order.side is OrderSide.SELL and order.reason == STOP_LOSS_REASON
+
+    def fill_next_bar_orders(self) -> list[str]:
+        """Fill every order waiting for its underlying's next bar whose quote moved past the bar it was
+        accepted on: at :func:`stop_fill_price` of the new bar's bid, at that bar's close. Returns the
+        client order ids filled (the service records them)."""
+        with self._engine.begin() as c:
+            waiting = c.execute(select(paper_orders).where(
+                paper_orders.c.status == BrokerStatus.ACCEPTED.value,
+                paper_orders.c.fill_due_at == AT_NEXT_BAR)).all()
+            filled = []
+            for row in waiting:
+                option_quote = self._quotes(row.option_symbol)
+                if option_quote is None or option_quote.as_of <= row.quote_as_of:
+                    continue
+                price = round(float(stop_fill_price(option_quote.bid)), 4)
+                c.execute(update(paper_orders).where(paper_orders.c.client_order_id == row.client_order_id)
+                          .values(status=BrokerStatus.FILLED.value, fill_price=price))
+                c.execute(insert(paper_fills).values(
+                    fill_id=f"{row.broker_order_id}-1", client_order_id=row.client_order_id,
+                    contracts=row.contracts, price=price,
+                    commission=float(commission(row.contracts, self._premium)),
+                    filled_at=option_quote.as_of).on_conflict_do_nothing())
+                filled.append(row.client_order_id)
+        for order_id in filled:
+            logger.info("paper stop %s filled at the next bar's bid", order_id)
+        return filled
 
     # -- the venue's clock ---------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from datetime import date
 
 import numpy as np
 import numpy.typing as npt
+from threadpoolctl import threadpool_limits
 
 from scalper_shared.core.actions import N_ACTIONS
 from scalper_trainer.env import DEFAULT_ENV_CONFIG, EnvConfig, EpisodeSet, Fill, MarketTape, TradingBatch
@@ -91,7 +92,17 @@ class EvaluationResult:
 
 def evaluate(policy: Policy, episodes: EpisodeSet | MarketTape, env_config: EnvConfig = DEFAULT_ENV_CONFIG, *,
              seed: int = 0, keep_states: bool = False, progress: ProgressCallback | None = None) -> EvaluationResult:
-    """Play ``policy`` on every usable symbol-day of ``episodes`` once; deterministic for ``seed``."""
+    """Play ``policy`` on every usable symbol-day of ``episodes`` once; deterministic for ``seed``.
+
+    BLAS runs single-threaded here: the actor's matrices are small, and threaded BLAS on a busy
+    machine made each forward pass ~100x slower than one thread.
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _evaluate(policy, episodes, env_config, seed, keep_states, progress)
+
+
+def _evaluate(policy: Policy, episodes: EpisodeSet | MarketTape, env_config: EnvConfig, seed: int,
+              keep_states: bool, progress: ProgressCallback | None) -> EvaluationResult:
     started = time.monotonic()
     tape = episodes if isinstance(episodes, MarketTape) else MarketTape(episodes, env_config)
     rng = np.random.default_rng(seed)

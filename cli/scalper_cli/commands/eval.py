@@ -1,0 +1,134 @@
+"""``scalper eval``: evaluate a model over a date window against the baselines, with a report.
+
+By default the policy API runs it (``POST /v1/evaluations``, the trainer worker does the work) and
+the command follows it with a progress bar; ``--out`` then downloads the report. ``--local`` runs
+it in this process instead (DATABASE_URL and ARTIFACTS_DIR from the environment or ``.env``).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from scalper_cli.api_client import ApiClientSettings, checked, client
+from scalper_shared.settings import ServiceSettings, load_settings
+
+app = typer.Typer(help=__doc__)
+console = Console()
+errors = Console(stderr=True)
+TERMINAL = ("finished", "failed")
+PLOT_FILES = ("equity.png", "drawdown.png", "checkpoint_actions.png", "exits_by_reason.png", "pnl_histogram.png")
+
+
+def _day(value: str, option: str) -> date:
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise typer.BadParameter(f"{option} {value!r} is not a date YYYY-MM-DD") from None
+
+
+def request_body(model: str, start: date, end: date, symbols: str | None, seed: int, source: str,
+                 checkpoints: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {"model_id": model, "start": start.isoformat(), "end": end.isoformat(), "seed": seed,
+                            "data_source": source, "checkpoints": checkpoints}
+    if symbols:
+        body["symbols"] = [s.strip() for s in symbols.split(",") if s.strip()]
+    return body
+
+
+def follow(http: httpx.Client, evaluation_id: str, poll_s: float) -> dict[str, Any]:
+    """Poll the evaluation with a progress bar until it ends; returns its last view."""
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task(evaluation_id, total=1.0)
+        while True:
+            view = checked(http.get(f"/v1/evaluations/{evaluation_id}"))
+            bar.update(task, completed=view["progress"], description=f"{evaluation_id} {view['status']}: {view['stage']}")
+            if view["status"] in TERMINAL:
+                return view
+            time.sleep(poll_s)
+
+
+def download(http: httpx.Client, evaluation_id: str, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("report.html", "metrics.json", *PLOT_FILES):
+        url = f"/v1/evaluations/{evaluation_id}/{'report' if name == 'report.html' else name}"
+        response = http.get(url)
+        if response.status_code >= 400:
+            checked(response)
+        (out / name).write_bytes(response.content)
+    return out / "report.html"
+
+
+def show(metrics: dict[str, Any]) -> None:
+    perf = metrics["performance"]
+    style = "bold red" if perf["total_pnl"] < 0 else "bold green"
+    console.print(f"[{style}]{metrics['summary']}[/]", highlight=False)
+    console.print(f"trades/day {metrics['trades_per_day']['mean_per_day']:.1f} | win rate {perf['win_rate']} | "
+                  f"profit factor {perf['profit_factor']} | max drawdown ${perf['max_drawdown']:,.2f} | "
+                  f"PSR {perf['probabilistic_sharpe_ratio']}", highlight=False)
+
+
+def run_local(model: str, start: date, end: date, symbols: str | None, seed: int, source: str, checkpoints: bool,
+              out: Path | None) -> Path:
+    from scalper_trainer.evaluation import run_evaluation
+
+    settings = load_settings(ServiceSettings)
+    out_dir = out or settings.artifacts_dir / "evaluations" / f"local-{model}-{start}-{end}"
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("evaluating", total=1.0)
+        outcome = run_evaluation(
+            model, start, end, artifacts_dir=settings.artifacts_dir, out_dir=out_dir,
+            database_url=settings.database_url, symbols=[s.strip() for s in symbols.split(",")] if symbols else None,
+            seed=seed, data_source=source, checkpoints=checkpoints,
+            progress=lambda fraction, stage: bar.update(task, completed=fraction, description=stage))
+    show(outcome.metrics)
+    return outcome.paths.html
+
+
+@app.callback(invoke_without_command=True)
+def evaluate(
+    model: Annotated[str, typer.Option("--model", help="Model id (or, with --local, an artifact directory)")],
+    start: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD)")],
+    end: Annotated[str, typer.Option("--to", help="Last day, inclusive")],
+    local: Annotated[bool, typer.Option("--local", help="Run in this process, without the API")] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Directory for the report")] = None,
+    symbols: Annotated[str | None, typer.Option(help="Comma-separated symbols (default: the model's)")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random baseline and the bootstrap")] = 0,
+    source: Annotated[str, typer.Option(help="database or synthetic")] = "database",
+    checkpoints: Annotated[bool, typer.Option(help="Compare the training checkpoints")] = True,
+    poll_s: Annotated[float, typer.Option(help="Seconds between polls of the API")] = 1.0,
+) -> None:
+    """Evaluate --model over --from..--to against always-HOLD, random and momentum-rule baselines."""
+    first, last = _day(start, "--from"), _day(end, "--to")
+    if last < first:
+        raise typer.BadParameter(f"--to {end} is before --from {start}")
+    if source not in ("database", "synthetic"):
+        raise typer.BadParameter(f"--source {source!r}: database or synthetic")
+    if local:
+        report = run_local(model, first, last, symbols, seed, source, checkpoints, out)
+        console.print(f"report: {report}", highlight=False)
+        return
+    settings = load_settings(ApiClientSettings)
+    with client(settings) as http:
+        accepted = checked(http.post("/v1/evaluations",
+                                     json=request_body(model, first, last, symbols, seed, source, checkpoints)))
+        view = follow(http, accepted["id"], poll_s)
+        if view["status"] != "finished":
+            errors.print(f"[red]evaluation {view['id']} failed:[/] {view.get('error')}", highlight=False)
+            raise typer.Exit(1)
+        show(view["metrics"])
+        if out is not None:
+            console.print(f"report: {download(http, view['id'], out)}", highlight=False)
+        else:
+            console.print(f"report: {settings.api_url}{view['report_url']}", highlight=False)

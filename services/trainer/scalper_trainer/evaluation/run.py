@@ -1,0 +1,121 @@
+"""``run_evaluation``: a registered model (or an artifact directory) over a date window, reported.
+
+Loads the exported actor (``policy.npz``) and its manifest, builds the window's episodes from the
+``bars`` table (or the synthetic market) with the shared feature code, runs the agent and the
+three baselines on the same symbol-days, compares the training checkpoints on the agent's states,
+and writes ``report.html``, ``metrics.json`` and the plots.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from scalper_shared.core.policy_net import NumpyPolicy
+from scalper_shared.core.rewards import RewardConfig
+from scalper_trainer.env import EnvConfig, EpisodeSet, MarketTape, load_episodes, synthetic_episodes
+from scalper_trainer.evaluation.engine import EvaluationResult, evaluate
+from scalper_trainer.evaluation.policies import AgentPolicy, baseline_policies
+from scalper_trainer.evaluation.report import ReportPaths, build_metrics, write_report
+from scalper_trainer.evaluation.stability import checkpoint_networks, checkpoint_stability
+from scalper_trainer.registry import MANIFEST_FILE, POLICY_FILE
+
+logger = logging.getLogger(__name__)
+
+StageCallback = Callable[[float, str], None]
+"""Called with (fraction done, stage name) as the evaluation moves on."""
+DEFAULT_SYMBOLS = ("SPY", "QQQ")
+
+
+@dataclass(frozen=True)
+class ModelArtifact:
+    model_id: str
+    directory: Path
+    network: NumpyPolicy
+    manifest: dict[str, Any]
+
+    @property
+    def job_id(self) -> str | None:
+        return self.manifest.get("job_id")
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(self.manifest.get("config", {}).get("symbols") or DEFAULT_SYMBOLS)
+
+    def env_config(self) -> EnvConfig:
+        """The environment the model was trained in (its reward config; P&L does not depend on it)."""
+        reward = self.manifest.get("config", {}).get("reward")
+        return EnvConfig(reward=RewardConfig.model_validate(reward)) if reward else EnvConfig()
+
+
+@dataclass(frozen=True)
+class EvaluationOutcome:
+    paths: ReportPaths
+    metrics: dict[str, Any]
+    agent: EvaluationResult
+    baselines: tuple[EvaluationResult, ...]
+
+
+def load_artifact(model: str | Path, artifacts_dir: Path) -> ModelArtifact:
+    """A model id (``artifacts_dir/models/<id>``) or an artifact directory with ``policy.npz``."""
+    directory = Path(model)
+    if not (directory / POLICY_FILE).is_file():
+        directory = artifacts_dir / "models" / str(model)
+    if not (directory / POLICY_FILE).is_file():
+        raise FileNotFoundError(f"no model artifact {model!r}: {directory / POLICY_FILE} does not exist")
+    manifest_path = directory / MANIFEST_FILE
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    return ModelArtifact(str(manifest.get("model_id", directory.name)), directory,
+                         NumpyPolicy.load(directory / POLICY_FILE), manifest)
+
+
+def window_episodes(start: date, end: date, symbols: Sequence[str], *, data_source: str = "database",
+                    database_url: str | None = None, data_seed: int = 0) -> EpisodeSet:
+    if data_source == "synthetic":
+        return synthetic_episodes(start, end, seed=data_seed, symbols=symbols)
+    if database_url is None:
+        raise ValueError("the database source needs a database_url")
+    return load_episodes(database_url, list(symbols), start, end)
+
+
+def run_evaluation(model: str | Path | ModelArtifact, start: date, end: date, *, artifacts_dir: Path,
+                   out_dir: Path, database_url: str | None = None, symbols: Sequence[str] | None = None,
+                   seed: int = 0, data_source: str = "database", data_seed: int = 0, checkpoints: bool = True,
+                   progress: StageCallback | None = None) -> EvaluationOutcome:
+    """Evaluate ``model`` on ``start..end`` against the baselines and write the report into ``out_dir``."""
+    report = progress or (lambda _fraction, _stage: None)
+    artifact = model if isinstance(model, ModelArtifact) else load_artifact(model, artifacts_dir)
+    chosen = tuple(symbols or artifact.symbols)
+    report(0.02, "loading episodes")
+    episodes = window_episodes(start, end, chosen, data_source=data_source, database_url=database_url,
+                               data_seed=data_seed)
+    expected_hash = artifact.manifest.get("feature_spec_hash")
+    if expected_hash and expected_hash != episodes.spec_hash:
+        raise ValueError(f"model {artifact.model_id} was trained on feature spec {expected_hash}, "
+                         f"the episodes are {episodes.spec_hash}")
+    config = artifact.env_config()
+    tape = MarketTape(episodes, config)
+    report(0.1, "agent")
+    agent = evaluate(AgentPolicy(artifact.network), tape, config, seed=seed, keep_states=True)
+    baselines = []
+    for k, policy in enumerate(baseline_policies()):
+        report(0.3 + 0.15 * k, f"baseline {policy.name}")
+        baselines.append(evaluate(policy, tape, config, seed=seed))
+    report(0.75, "checkpoints")
+    networks = checkpoint_networks(artifacts_dir, artifact.job_id) if checkpoints and artifact.job_id else []
+    stability = checkpoint_stability(networks, agent.states)
+    report(0.85, "report")
+    window = {"from": start.isoformat(), "to": end.isoformat(), "symbols": list(chosen), "seed": seed,
+              "source": data_source}
+    model_info = {"id": artifact.model_id, "job_id": artifact.job_id, "artifact": str(artifact.directory),
+                  "train_window": artifact.manifest.get("data_window")}
+    metrics = build_metrics(agent, baselines, config, model=model_info, window=window, stability=stability, seed=seed)
+    paths = write_report(metrics, agent, baselines, out_dir)
+    logger.info("model %s evaluated on %s..%s: %s", artifact.model_id, start, end, metrics["summary"])
+    report(1.0, "done")
+    return EvaluationOutcome(paths, json.loads(paths.metrics.read_text()), agent, tuple(baselines))
