@@ -57,7 +57,7 @@ class FakeAlpaca:
 
     def __init__(self, *, api_key: str = "test-key", secret_key: str = "test-secret",
                  account_number: str = "PA3TEST0001", fill_on_accept: bool = True,
-                 fill_price: float = 1.25, clock: Callable[[], datetime] | None = None) -> None:
+                 fill_price: float = 1.25, clock: Callable[[], datetime] | None = None, tick_ms: int = 1) -> None:
         self.api_key = api_key
         self.secret_key = secret_key
         self.account_number = account_number
@@ -76,6 +76,7 @@ class FakeAlpaca:
         self._lock = threading.RLock()
         self._clock = clock or (lambda: datetime.now(UTC))
         self._clock_ms = 0
+        self._tick_ms = tick_ms
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-alpaca",
@@ -134,9 +135,9 @@ class FakeAlpaca:
     # -- the venue --------------------------------------------------------------------------------
 
     def _now(self) -> datetime:
-        """The venue's time (wall time unless a clock is given), strictly increasing by at least a
-        millisecond per call (distinct activity ids)."""
-        self._clock_ms = max(self._clock_ms + 1, int(self._clock().timestamp() * 1000))
+        """The venue's time (wall time unless a clock is given), strictly increasing by at least
+        ``tick_ms`` per call (distinct activity ids)."""
+        self._clock_ms = max(self._clock_ms + self._tick_ms, int(self._clock().timestamp() * 1000))
         return datetime.fromtimestamp(self._clock_ms / 1000, UTC)
 
     def _accept(self, body: dict[str, Any], *, fill: bool) -> dict[str, Any]:

@@ -32,7 +32,9 @@ from tests.unit.execution_support import FakeMonotonic, bar, decision
 pytestmark = pytest.mark.integration
 
 TODAY = date(2025, 7, 1)
-MARKET_NOW = datetime(2025, 7, 1, 13, 34, tzinfo=UTC)  # just before the last warm-up bar closes
+VENUE_START = datetime(2025, 7, 1, 13, 0, tzinfo=UTC)
+"""The fake venue's clock starts here and moves 20 ms per event: fills stay before the market time
+of the warm-up bars (13:35), as they would in a live session, whatever the wall clock says."""
 CHURN = RiskConfig(cooldown_after_exit_minutes=0, max_trades_per_day=100_000, max_daily_loss=1e9,
                    take_profit_tiers=())
 
@@ -46,7 +48,7 @@ def database(migrated_database_url: str) -> Iterator[Engine]:
 
 @pytest.fixture
 def fake() -> Iterator[FakeAlpaca]:
-    with FakeAlpaca(clock=lambda: MARKET_NOW) as server:  # fills stamped in the session's market time
+    with FakeAlpaca(clock=lambda: VENUE_START, tick_ms=20) as server:
         yield server
 
 

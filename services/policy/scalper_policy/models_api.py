@@ -50,7 +50,8 @@ def models_router(engine: Engine, auth: Authenticator) -> APIRouter:
         """Registered models, newest first."""
         return list_models(engine, limit)
 
-    @router.post("/{model_id}/promote", response_model=ModelView)
+    @router.post("/{model_id}/promote", response_model=ModelView,
+                 responses={404: {"description": "No ready model with this id"}})
     def promote(model_id: str, key: ApiKeyRecord = admin) -> ModelView:
         """Serve this model from now on; the previously promoted one is demoted."""
         promoted = promote_model(engine, model_id)

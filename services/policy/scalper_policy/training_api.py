@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response, status
 from redis import Redis
 from rq import Queue, Retry
 from rq.command import send_stop_job_command
@@ -147,6 +147,11 @@ def job_view(job: Job, diagnostics: list[Diagnostics]) -> TrainingJobView:
         retries_left=job.retries_left)
 
 
+JobId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,128}$", description="An RQ job id")]
+NOT_FOUND = {"description": "No training job with this id"}
+CONFLICT = {"description": "The Idempotency-Key names another config, or the job already ended"}
+
+
 def training_router(jobs: TrainingJobs, engine: Engine, auth: Authenticator) -> APIRouter:
     router = APIRouter(prefix="/v1/training-jobs", tags=["training"])
 
@@ -157,7 +162,7 @@ def training_router(jobs: TrainingJobs, engine: Engine, auth: Authenticator) -> 
         return job
 
     @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=TrainingJobAccepted,
-                 dependencies=[Depends(auth.require(Scope.TRAIN))])
+                 dependencies=[Depends(auth.require(Scope.TRAIN))], responses={409: CONFLICT})
     def submit(config: TrainConfig, response: Response,
                idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> TrainingJobAccepted:
         """Enqueue a training job; repeat the ``Idempotency-Key`` to get the same job back."""
@@ -174,13 +179,14 @@ def training_router(jobs: TrainingJobs, engine: Engine, auth: Authenticator) -> 
         """The newest jobs first (diagnostics omitted; ask for one job to see them)."""
         return [job_view(job, []) for job in jobs.recent(limit)]
 
-    @router.get("/{job_id}", response_model=TrainingJobView, dependencies=[Depends(auth.require(Scope.READ))])
-    def get_job(job_id: str) -> TrainingJobView:
+    @router.get("/{job_id}", response_model=TrainingJobView, dependencies=[Depends(auth.require(Scope.READ))],
+                responses={404: NOT_FOUND})
+    def get_job(job_id: JobId) -> TrainingJobView:
         return job_view(_found(job_id), load_diagnostics(engine, job_id))
 
     @router.delete("/{job_id}", status_code=status.HTTP_202_ACCEPTED, response_model=TrainingJobView,
-                   dependencies=[Depends(auth.require(Scope.TRAIN))])
-    def cancel_job(job_id: str, force: bool = False) -> TrainingJobView:
+                   dependencies=[Depends(auth.require(Scope.TRAIN))], responses={404: NOT_FOUND, 409: CONFLICT})
+    def cancel_job(job_id: JobId, force: bool = False) -> TrainingJobView:
         job = _found(job_id)
         if job_state(job) in (JobState.FINISHED, JobState.FAILED, JobState.CANCELLED):
             raise HTTPException(status.HTTP_409_CONFLICT, f"training job {job_id} already {job_state(job).value}")

@@ -29,7 +29,8 @@ BoolArray = npt.NDArray[np.bool_]
 
 
 class Policy(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def decide(self, observations: npt.NDArray[np.float32], masks: BoolArray, setup: npt.NDArray[np.int8],
                rng: np.random.Generator) -> tuple[IntArray, FloatArray | None]:

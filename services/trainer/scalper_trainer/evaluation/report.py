@@ -146,7 +146,7 @@ def _plot_equity(agent: EvaluationResult, baselines: Sequence[EvaluationResult],
     fig, ax = plt.subplots(figsize=(8, 4))
     for result, style in [(agent, "-")] + [(b, "--") for b in baselines]:
         days, daily = daily_pnl(result)
-        ax.plot(days, np.cumsum(daily), style, marker=".", label=result.policy)
+        ax.plot(np.array(days, dtype="datetime64[D]"), np.cumsum(daily), style, marker=".", label=result.policy)
     ax.axhline(0, color="grey", linewidth=0.5)
     ax.set(title="Equity after costs: agent vs baselines", ylabel="cumulative P&L ($)")
     ax.legend()
@@ -157,7 +157,7 @@ def _plot_equity(agent: EvaluationResult, baselines: Sequence[EvaluationResult],
 def _plot_drawdown(agent: EvaluationResult, path: Path) -> None:
     days, daily = daily_pnl(agent)
     fig, ax = plt.subplots(figsize=(8, 3))
-    ax.fill_between(days, -drawdown_curve(daily), 0, color="tab:red", alpha=0.4, step="post")
+    ax.fill_between(np.array(days, dtype="datetime64[D]"), -drawdown_curve(daily), 0, color="tab:red", alpha=0.4, step="post")
     ax.set(title="Agent drawdown", ylabel="$ below the running peak")
     fig.autofmt_xdate()
     _save(fig, path)

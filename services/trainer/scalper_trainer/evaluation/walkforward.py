@@ -46,7 +46,7 @@ def walk_forward_folds(start: date, end: date, *, train_days: int, test_days: in
         raise ValueError("train_days and test_days must be at least 1")
     step = step_days or test_days
     days = [d.day for d in trading_days(start, end)]
-    folds = []
+    folds: list[Fold] = []
     first = 0
     while first + train_days + test_days <= len(days):
         train, test = days[first:first + train_days], days[first + train_days:first + train_days + test_days]

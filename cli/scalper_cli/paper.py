@@ -1,0 +1,305 @@
+"""Paper mode: one stored day through the live services, then compared with the offline backtest.
+
+:func:`run_paper_day` replays the day's bars (``scalper_ingestion.replay``) to ``md.bars`` of a
+running stack, minute by minute in lockstep: after each minute's bars it waits until every consumer
+of the chain (features and execution on ``md.bars``, the policy on ``features.vectors`` and
+``positions.state``, execution on ``policy.decisions``) has nothing pending nor unread, so the next
+minute's bars cannot overtake a decision (as they never do in the backtest); ``speed`` paces the
+minutes on top of that. It then reads the trades execution made (``orders`` / ``fills``), the
+bar-to-order latencies (bar envelope ``ts_init`` at publish -> order ``created_at``, when execution
+recorded it before sending), and runs the evaluation engine on the same day with the same model
+(:func:`backtest_trades`). In deterministic paper mode both trade lists are equal field by field.
+
+Requirements on the stack: the policy serves ``model_id`` (promoted), ``PAPER_DETERMINISTIC``,
+``EXECUTION_CONTRACTS_PER_ENTRY`` equal to the environment's contracts, ``POLICY_DECISION_MAX_AGE_S``
+larger than the day's age (a replayed day is old), and the day later than anything the services saw.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import redis
+from sqlalchemy import Engine, text
+
+from scalper_shared.bus import StreamProducer
+from scalper_shared.clock import SystemClock
+from scalper_shared.core.calendar import trading_day
+from scalper_shared.schema import streams
+
+logger = logging.getLogger(__name__)
+
+CHAIN: tuple[tuple[str, str], ...] = (
+    (streams.MD_BARS, "features"), (streams.MD_BARS, "execution"),
+    (streams.FEATURES_VECTORS, "policy"), (streams.POSITIONS_STATE, "policy"),
+    (streams.POLICY_DECISIONS, "execution"), (streams.POSITIONS_STATE, "policy"),
+)
+"""(stream, consumer group) in the order work flows through the live services."""
+REASONS = {"stop_loss": "stop", "flatten_window": "end_of_day"}
+MINUTE = timedelta(minutes=1)
+
+
+class PaperError(RuntimeError):
+    """The paper day could not run; the message says what."""
+
+
+@dataclass(frozen=True, slots=True)
+class PaperTrade:
+    """One trade in the comparison's terms. Rows are minutes of the session (0 = its first bar)."""
+
+    symbol: str
+    side: int
+    entry_row: int
+    exit_row: int
+    exit_reason: str
+    entry_price: float
+    exit_prices: tuple[float, ...]
+    contracts: int
+    pnl: float
+
+
+@dataclass
+class PaperResult:
+    model_id: str
+    day: date
+    minutes: int
+    bars: int
+    seconds: float
+    paper: list[PaperTrade]
+    backtest: list[PaperTrade]
+    latencies_ms: list[float] = field(default_factory=list)
+
+    @property
+    def differences(self) -> list[str]:
+        return compare_trades(self.paper, self.backtest)
+
+    @property
+    def exact(self) -> bool:
+        return not self.differences
+
+    def latency_percentile(self, q: float) -> float | None:
+        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else None
+
+
+# --- the lockstep ----------------------------------------------------------------------------------
+
+
+def group_backlog(client: redis.Redis, key: str, group: str) -> int:
+    """Entries of ``key`` the group has not acknowledged: pending plus not yet delivered (lag)."""
+    try:
+        groups = client.xinfo_groups(key)
+    except redis.ResponseError:
+        return 0  # no such stream yet: nothing to wait for
+    for info in groups:
+        name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
+        if name == group:
+            lag = info.get("lag")
+            return int(info.get("pending", 0)) + (int(lag) if lag is not None else 0)
+    return 0
+
+
+def wait_settled(client: redis.Redis, prefix: str, timeout_s: float, poll_s: float = 0.002) -> None:
+    """Return once one pass over :data:`CHAIN`, in flow order, finds every group caught up."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        busy = next(((key, group) for key, group in CHAIN if group_backlog(client, prefix + key, group)), None)
+        if busy is None:
+            return
+        if time.monotonic() > deadline:
+            raise PaperError(f"group {busy[1]} on {busy[0]} still has work after {timeout_s:.0f}s: is the stack up?")
+        time.sleep(poll_s)
+
+
+class LockstepReplay:
+    """The ``on_minute`` hook of ``replay_days``: remembers when each minute went out, then settles."""
+
+    def __init__(self, client: redis.Redis, prefix: str, clock: SystemClock, timeout_s: float) -> None:
+        self._client, self._prefix, self._clock, self._timeout_s = client, prefix, clock, timeout_s
+        self.published_at: list[datetime] = []
+
+    def __call__(self, bars: int) -> None:
+        self.published_at.append(self._clock.now())
+        wait_settled(self._client, self._prefix, self._timeout_s)
+
+    def by_minute(self, minutes: Sequence[datetime]) -> dict[datetime, datetime]:
+        """Publish time of each replayed minute (``minutes``: the day's bar starts, in replay order)."""
+        return dict(zip(minutes, self.published_at, strict=False))
+
+
+# --- what execution did ----------------------------------------------------------------------------
+
+_FILLS = text("""
+    SELECT o.symbol, o.trade_id, o.side, o.option_right, o.reason, o.created_at, o.decision_id,
+           f.contracts, f.price, f.commission, f.filled_at
+    FROM fills f JOIN orders o ON o.client_order_id = f.client_order_id
+    WHERE f.filled_at > :first AND f.filled_at <= :last
+    ORDER BY f.filled_at, o.side, f.fill_id""")
+
+
+def session_row(day: date, bar_close: datetime) -> int:
+    """The session row of the bar closing at ``bar_close``."""
+    session = trading_day(day)
+    assert session is not None
+    return int((bar_close - MINUTE - session.open) // MINUTE)
+
+
+def live_trades(db: Engine, day: date, multiplier: int = 100) -> list[PaperTrade]:
+    """Execution's trades of ``day`` from its ``orders`` and ``fills`` tables."""
+    session = trading_day(day)
+    if session is None:
+        raise PaperError(f"{day} is not a trading day")
+    with db.connect() as c:
+        rows = c.execute(_FILLS, {"first": session.pre_open, "last": session.post_close}).all()
+    trades: list[PaperTrade] = []
+    open_trades: dict[str, dict[str, object]] = {}
+    for r in rows:
+        if r.side == "buy":
+            open_trades[r.trade_id] = {"symbol": r.symbol, "side": 1 if r.option_right == "call" else -1,
+                                       "entry_row": session_row(day, r.filled_at), "entry_price": r.price,
+                                       "contracts": r.contracts, "held": r.contracts, "exits": [],
+                                       "pnl": -r.commission}
+            continue
+        trade = open_trades[r.trade_id]
+        trade["held"] = int(trade["held"]) - r.contracts  # type: ignore[call-overload]
+        trade["exits"].append(r.price)  # type: ignore[attr-defined]
+        trade["pnl"] = float(trade["pnl"]) + (r.price - float(trade["entry_price"])) * r.contracts * multiplier \
+            - r.commission  # type: ignore[arg-type]
+        if trade["held"] == 0:
+            trades.append(PaperTrade(str(trade["symbol"]), int(trade["side"]), int(trade["entry_row"]),  # type: ignore[call-overload]
+                                     session_row(day, r.filled_at), exit_reason(r.reason),
+                                     float(trade["entry_price"]), tuple(trade["exits"]),  # type: ignore[arg-type, call-overload]
+                                     int(trade["contracts"]), float(trade["pnl"])))  # type: ignore[call-overload, arg-type]
+            del open_trades[r.trade_id]
+    if open_trades:
+        logger.warning("%s trade(s) still open after the day: %s", len(open_trades), sorted(open_trades))
+    return sorted(trades, key=lambda t: (t.symbol, t.entry_row))
+
+
+def exit_reason(order_reason: str) -> str:
+    """Execution's order reason in the environment's words: agent, stop, tpN, end_of_day."""
+    if order_reason.startswith("policy:"):
+        return "agent"
+    if order_reason.startswith("take_profit_"):
+        return "tp" + order_reason.removeprefix("take_profit_")
+    return REASONS.get(order_reason, order_reason)
+
+
+def order_latencies_ms(db: Engine, published_at: dict[datetime, datetime]) -> list[float]:
+    """Bar publish (minute ``m``'s bars) -> the order execution recorded for the decision on ``m``."""
+    query = text("SELECT decision_id, created_at FROM orders WHERE decision_id LIKE 'pd:%'")
+    with db.connect() as c:
+        rows = c.execute(query).all()
+    out = []
+    for r in rows:
+        minute = datetime.fromtimestamp(int(str(r.decision_id).rsplit(":", 1)[1]) / 1000, tz=UTC)
+        if minute in published_at:
+            out.append((r.created_at - published_at[minute]).total_seconds() * 1000)
+    return out
+
+
+# --- the backtest ----------------------------------------------------------------------------------
+
+
+def backtest_trades(database_url: str, artifact_dir: Path, day: date, symbols: Sequence[str],
+                    contracts: int) -> list[PaperTrade]:
+    """The evaluation engine's trades of ``day`` with the model's numpy policy, deterministic."""
+    from scalper_shared.core.policy_net import NumpyPolicy
+    from scalper_trainer.env import EnvConfig, MarketTape, load_episodes
+    from scalper_trainer.evaluation.engine import evaluate
+    from scalper_trainer.evaluation.policies import AgentPolicy
+
+    config = EnvConfig(contracts=contracts)
+    tape = MarketTape(load_episodes(database_url, list(symbols), day, day), config)
+    result = evaluate(AgentPolicy(NumpyPolicy.load(artifact_dir / "policy.npz")), tape, config)
+    return trades_from_fills(result.fills, tape)
+
+
+def trades_from_fills(fills: Sequence[object], tape: object) -> list[PaperTrade]:
+    """Group the environment's fills (entry, then sells until flat) into :class:`PaperTrade`."""
+    from scalper_shared.core.premium import normalise_symbol
+    from scalper_trainer.env.core import ENTRY
+
+    trades, entry, exits, pnl, sold = [], None, [], 0.0, 0
+    for fill in sorted(fills, key=lambda f: (f.episode, f.row, f.reason != ENTRY)):  # type: ignore[attr-defined]
+        if fill.reason == ENTRY:  # type: ignore[attr-defined]
+            entry, exits, pnl, sold = fill, [], 0.0, 0
+            continue
+        assert entry is not None
+        exits.append(fill.price)  # type: ignore[attr-defined]
+        pnl += fill.pnl  # type: ignore[attr-defined]
+        sold += fill.contracts  # type: ignore[attr-defined]
+        if sold >= entry.contracts:  # type: ignore[attr-defined]
+            first = int(tape.first_row[entry.episode])  # type: ignore[attr-defined]
+            symbol = normalise_symbol(tape.episodes.symbols[entry.episode])  # type: ignore[attr-defined]
+            trades.append(PaperTrade(symbol, entry.side, entry.row - first, fill.row - first,  # type: ignore[attr-defined]
+                                     fill.reason, entry.price, tuple(exits), entry.contracts, pnl))  # type: ignore[attr-defined]
+            entry = None
+    return sorted(trades, key=lambda t: (t.symbol, t.entry_row))
+
+
+def compare_trades(paper: Sequence[PaperTrade], backtest: Sequence[PaperTrade]) -> list[str]:
+    """Every field that differs, trade by trade (empty: exact parity). P&L equal to 1e-6 dollars."""
+    out = []
+    if len(paper) != len(backtest):
+        out.append(f"{len(paper)} paper trades vs {len(backtest)} backtest trades")
+    for i, (p, b) in enumerate(zip(paper, backtest, strict=False)):
+        for name in ("symbol", "side", "entry_row", "exit_row", "exit_reason", "entry_price", "contracts"):
+            if getattr(p, name) != getattr(b, name):
+                out.append(f"trade {i}: {name} paper={getattr(p, name)!r} backtest={getattr(b, name)!r}")
+        if b.exit_prices and p.exit_prices != b.exit_prices:
+            out.append(f"trade {i}: exit prices paper={p.exit_prices} backtest={b.exit_prices}")
+        if abs(p.pnl - b.pnl) > 1e-6:
+            out.append(f"trade {i}: pnl paper={p.pnl:.6f} backtest={b.pnl:.6f}")
+    return out
+
+
+# --- the run ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaperTarget:
+    """Where the running stack is and what to replay."""
+
+    redis_url: str
+    database_url: str
+    stream_prefix: str
+    symbols: tuple[str, ...]
+    contracts: int
+    artifact_dir: Path
+    stream_maxlen: int = 100_000
+    settle_timeout_s: float = 30.0
+
+
+def run_paper_day(target: PaperTarget, model_id: str, day: date, speed: float) -> PaperResult:
+    """Replay ``day`` through the running services in lockstep, then compare with the backtest."""
+    from scalper_ingestion.replay import load_day_bars, replay_days
+    from scalper_shared.db import make_engine
+
+    client = redis.Redis.from_url(target.redis_url, decode_responses=False)
+    db = make_engine(target.database_url)
+    clock = SystemClock()
+    try:
+        producer = StreamProducer(client, streams.MD_BARS, maxlen=target.stream_maxlen, prefix=target.stream_prefix)
+        lockstep = LockstepReplay(client, target.stream_prefix, clock, target.settle_timeout_s)
+        wait_settled(client, target.stream_prefix, target.settle_timeout_s)
+        began = time.monotonic()
+        replay = replay_days(db, producer, [day], speed=speed, symbols=list(target.symbols), clock=clock,
+                             on_minute=lockstep)
+        seconds = time.monotonic() - began
+        if replay.minutes == 0:
+            raise PaperError(f"no stored bars of {day} for {', '.join(target.symbols)}")
+        paper = live_trades(db, day)
+        starts = sorted({start.to_pydatetime() for start in load_day_bars(db, day, target.symbols)["start"]})
+        latencies = order_latencies_ms(db, lockstep.by_minute(starts))
+    finally:
+        client.close()
+        db.dispose()
+    backtest = backtest_trades(target.database_url, target.artifact_dir, day, target.symbols, target.contracts)
+    return PaperResult(model_id, day, replay.minutes, replay.published, round(seconds, 2), paper, backtest,
+                       latencies)
