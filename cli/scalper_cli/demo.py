@@ -1,22 +1,35 @@
-"""``scalper demo``: bring the stack up, exercise what exists end to end, summarise, bring it down.
+"""``scalper demo``: the whole loop on the embedded synthetic market, through the running services.
 
 The demo is a list of small steps (:data:`STEPS`); each takes the shared :class:`DemoContext` and
-returns a one-line result, or raises :class:`DemoError` (or any error) to fail the demo. Later
-work appends steps (ingestion -> features -> training -> evaluation). The stack is always brought
-down at the end, whatever happened.
+returns a one-line result, or raises :class:`DemoError` (or any error) to fail the demo:
+
+stack up (with a one-run admin API key and paper-mode settings) -> readiness, health, metrics and a
+bus round trip -> store several weeks of synthetic SPY, QQQ and I:SPX bars (ingestion backfill,
+not published: the live services see only the paper day) -> train over REST (progress bar,
+checkpoint diagnostics) -> evaluate on held-out days against the baselines over REST (report
+under ``var/reports/<model>/``) -> promote -> one paper day through the live services, compared
+with the backtest -> an honest summary. The stack is brought down at the end, whatever happened,
+unless ``keep_up``. Training reads the ``bars`` table (``data_source="database"``) and computes
+the features itself, so no feature-store build is needed.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import secrets
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import httpx
 import redis
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -24,6 +37,7 @@ from scalper_cli import stack
 from scalper_cli.settings import StackSettings
 from scalper_shared.bus import ENVELOPE_FIELD, StreamProducer
 from scalper_shared.clock import SystemClock, uuid_ids
+from scalper_shared.runtime.api_security import API_KEY_HEADER, ApiKeyRecord, Scope, hash_key
 from scalper_shared.schema import CODEC, Bar, Envelope, Session, make_envelope, streams
 
 logger = logging.getLogger(__name__)
@@ -33,22 +47,98 @@ DEMO_SYMBOL = "SPY"
 DEMO_SESSION_OPEN = datetime(2024, 6, 3, 13, 30, tzinfo=UTC)
 
 
+MARKET_SYMBOLS = ("SPY", "QQQ", "I:SPX")
+TRADED_SYMBOLS = ("SPY", "QQQ")
+TERMINAL_TRAINING = ("finished", "failed", "cancelled")
+TERMINAL_EVALUATION = ("finished", "failed")
+
+
 class DemoError(RuntimeError):
     """A demo step found the stack not doing what it should; the message says what."""
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """The demo's windows (New York dates, inclusive) and training budget.
+
+    Four weeks to train, the next week for the training job's checkpoint diagnostics, the week
+    after that (never seen by training) for the evaluation, and the next trading day for paper.
+    """
+
+    train_from: date = date(2025, 7, 7)
+    train_to: date = date(2025, 8, 1)
+    validation_from: date = date(2025, 8, 4)
+    validation_to: date = date(2025, 8, 8)
+    evaluation_from: date = date(2025, 8, 11)
+    evaluation_to: date = date(2025, 8, 15)
+    paper_day: date = date(2025, 8, 18)
+    timesteps: int = 50_000
+    n_envs: int = 128
+    seed: int = 0
+    poll_s: float = 1.0
+    training_timeout_s: float = 900.0
+    evaluation_timeout_s: float = 600.0
+
+    def train_config(self) -> dict[str, Any]:
+        """The ``TrainConfig`` JSON of the demo's training job (default PPO settings)."""
+        return {"symbols": list(TRADED_SYMBOLS), "train_from": self.train_from.isoformat(),
+                "train_to": self.train_to.isoformat(), "validation_from": self.validation_from.isoformat(),
+                "validation_to": self.validation_to.isoformat(), "data_source": "database",
+                "total_timesteps": self.timesteps, "n_envs": self.n_envs, "seed": self.seed}
+
+    def evaluation_request(self, model_id: str) -> dict[str, Any]:
+        return {"model_id": model_id, "start": self.evaluation_from.isoformat(),
+                "end": self.evaluation_to.isoformat(), "seed": self.seed, "data_source": "database"}
+
+
+def new_api_key() -> tuple[str, ApiKeyRecord]:
+    """A fresh admin key for this run: the plain key (kept in memory) and its hashed record."""
+    key = "sk_demo_" + secrets.token_urlsafe(32)
+    return key, ApiKeyRecord(name="demo", sha256=hash_key(key), scopes=frozenset({Scope.ADMIN}))
+
+
+def service_environment(record: ApiKeyRecord, plan: DemoPlan, contracts: int,
+                        now: datetime | None = None) -> dict[str, str]:
+    """What the demo adds to the services' environment: its key, live feed off, deterministic paper
+    mode trading the environment's contracts, and decisions on a replayed (old) day not rejected as stale."""
+    now = now or datetime.now(UTC)
+    paper_age_s = (now - datetime.combine(plan.paper_day, datetime.min.time(), UTC)).total_seconds()
+    entry = {"name": record.name, "sha256": record.sha256, "scopes": sorted(s.value for s in record.scopes)}
+    return {"API_KEYS": json.dumps([entry]), "INGESTION_LIVE": "false", "PAPER_DETERMINISTIC": "true",
+            "EXECUTION_BROKER": "paper", "EXECUTION_CONTRACTS_PER_ENTRY": str(contracts),
+            "FEATURES_SYMBOLS": ",".join(TRADED_SYMBOLS),
+            "POLICY_DECISION_MAX_AGE_S": str(int(max(paper_age_s, 0) + 30 * 86_400))}
 
 
 @dataclass
 class DemoContext:
     settings: StackSettings
     console: Console
+    plan: DemoPlan = field(default_factory=DemoPlan)
+    api_key: str = ""
+    service_env: dict[str, str] = field(default_factory=dict)
     report: stack.UpReport | None = None
-    facts: dict[str, object] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
 
     @property
     def redis_url(self) -> str:
         if self.report is None:
             raise DemoError("the stack is not up")
         return self.report.infrastructure.redis_url
+
+    @property
+    def database_url(self) -> str:
+        if self.report is None:
+            raise DemoError("the stack is not up")
+        return self.report.infrastructure.database_url
+
+    @property
+    def policy_url(self) -> str:
+        return stack.endpoint(next(s for s in stack.SERVICES if s.name == "policy")).base_url
+
+    def api(self) -> httpx.Client:
+        """A client of the policy API carrying the demo's key."""
+        return httpx.Client(base_url=self.policy_url, headers={API_KEY_HEADER: self.api_key}, timeout=30.0)
 
 
 Step = Callable[[DemoContext], str]
@@ -63,13 +153,15 @@ class StepResult:
 
 
 def bring_stack_up(ctx: DemoContext) -> str:
-    ctx.report = stack.up(ctx.settings)
+    """Start Redis and PostgreSQL if none answer, migrate, start the five services with this run's key."""
+    ctx.report = stack.up(ctx.settings, ctx.service_env)
     embedded = [s.kind for s in ctx.report.infrastructure.embedded]
     infra = f"embedded {', '.join(embedded)}" if embedded else "external Redis and PostgreSQL"
     return f"{len(ctx.report.services)} services ready in {ctx.report.elapsed_s:.1f}s ({infra})"
 
 
 def verify_ready(ctx: DemoContext) -> str:
+    """Check every service is alive and answers /healthz and /readyz."""
     result = stack.status(ctx.settings)
     bad = [f"{s.name} (alive={s.alive}, healthz={s.healthz}, readyz={s.readyz})" for s in result.services
            if not s.ok]
@@ -79,6 +171,7 @@ def verify_ready(ctx: DemoContext) -> str:
 
 
 def show_health_and_metrics(ctx: DemoContext) -> str:
+    """Read each service's /healthz and /metrics."""
     table = Table(title="services")
     for column in ("service", "port", "/healthz", "/metrics samples"):
         table.add_column(column)
@@ -146,26 +239,191 @@ def check_round_trip(sent: list[Envelope], received: list[Envelope]) -> None:
             raise DemoError(f"envelope {out.id} came back different: {back.payload!r}")
 
 
+def api_json(response: httpx.Response) -> dict[str, Any]:
+    """The JSON body of a 2xx response; otherwise a :class:`DemoError` naming the call and the answer."""
+    if response.status_code >= 400:
+        raise DemoError(f"{response.request.method} {response.request.url.path} -> {response.status_code}: "
+                        f"{response.text[:500]}")
+    return response.json()  # type: ignore[no-any-return]
+
+
+# --- market data --------------------------------------------------------------------------------
+
+
+def load_market(ctx: DemoContext) -> str:
+    """Store the synthetic market from the first training day to the paper day (ingestion backfill)."""
+    from scalper_ingestion.backfill import SourceKind, make_history_source, run_backfill
+    from scalper_ingestion.settings import IngestionSettings
+    from scalper_ingestion.writer import BarWriter
+    from scalper_shared.db import make_engine
+    from scalper_shared.settings import load_settings
+
+    plan = ctx.plan
+    source = make_history_source(SourceKind.SYNTHETIC, load_settings(IngestionSettings), MARKET_SYMBOLS,
+                                 plan.train_from, plan.paper_day)
+    engine = make_engine(ctx.database_url)
+    try:
+        total = run_backfill(source, BarWriter(engine, None, clock=SystemClock()))
+    finally:
+        engine.dispose()
+    if total.stored == 0:
+        raise DemoError("the synthetic source produced no bars")
+    return (f"{total.stored:,} bars of {', '.join(MARKET_SYMBOLS)} stored for {plan.train_from}..{plan.paper_day} "
+            f"({total.quarantined} quarantined; not published, the services see only the paper day)")
+
+
+# --- training -----------------------------------------------------------------------------------
+
+
+def train_model(ctx: DemoContext) -> str:
+    """``POST /v1/training-jobs`` on the stored bars, then follow the job to its end."""
+    with ctx.api() as http:
+        accepted = api_json(http.post("/v1/training-jobs", json=ctx.plan.train_config(),
+                                      headers={"Idempotency-Key": uuid.uuid4().hex}))
+        ctx.console.print(f"training job {accepted['id']} {accepted['state']} "
+                          f"({ctx.plan.timesteps:,} steps, {ctx.plan.n_envs} envs)", highlight=False)
+        view = follow_training(ctx, http, accepted["id"])
+    render_diagnostics(ctx.console, view)
+    if view["state"] != "finished" or not view.get("model_id"):
+        raise DemoError(f"training job {view['id']} {view['state']}: {view.get('error') or 'no model'}")
+    ctx.facts["model_id"] = view["model_id"]
+    ctx.facts["diagnostics"] = view.get("diagnostics") or []
+    rate = (view.get("progress") or {}).get("steps_per_second", 0.0)
+    return f"model {view['model_id']} after {ctx.plan.timesteps:,} steps ({rate:,.0f} steps/s)"
+
+
+def follow_training(ctx: DemoContext, http: httpx.Client, job_id: str) -> dict[str, Any]:
+    """Poll the job with a progress bar until it ends (or the plan's timeout)."""
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn())
+    deadline = time.monotonic() + ctx.plan.training_timeout_s
+    with Progress(*columns, console=ctx.console) as bar:
+        task = bar.add_task("training", total=ctx.plan.timesteps, rate="")
+        while True:
+            view = api_json(http.get(f"/v1/training-jobs/{job_id}"))
+            progress = view.get("progress") or {}
+            bar.update(task, completed=progress.get("steps", 0), description=f"training: {view['state']}",
+                       rate=f"{progress.get('steps_per_second', 0):,.0f} steps/s")
+            if view["state"] in TERMINAL_TRAINING:
+                return view
+            if time.monotonic() > deadline:
+                raise DemoError(f"training job {job_id} still {view['state']} after {ctx.plan.training_timeout_s:.0f}s")
+            time.sleep(ctx.plan.poll_s)
+
+
+def render_diagnostics(console: Console, view: dict[str, Any]) -> None:
+    """The checkpoint table: behaviour on the validation days at each checkpoint."""
+    table = Table(title=f"checkpoints of {view['id']} on the validation days")
+    for column in ("step", "HOLD", "BUY", "strong-setup BUY", "trades/day", "episode P&L", "entropy"):
+        table.add_column(column, justify="right")
+    for d in view.get("diagnostics", []):
+        rate = d["strong_setup_buy_rate"]
+        table.add_row(f"{d['step']:,}", f"{d['hold_pct']:.1%}", f"{d['buy_pct']:.1%}",
+                      "-" if rate is None else f"{rate:.1%}", f"{d['trades_per_day']:.1f}",
+                      f"{d['mean_episode_pnl']:,.2f}", f"{d['policy_entropy']:.3f}")
+    console.print(table)
+    for warning in view.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+
+
+# --- evaluation ---------------------------------------------------------------------------------
+
+
+def evaluate_model(ctx: DemoContext) -> str:
+    """``POST /v1/evaluations`` on the held-out week; download the report under ``var/reports/<model>/``."""
+    from scalper_cli.commands.eval import download
+
+    model_id = ctx.facts["model_id"]
+    with ctx.api() as http:
+        accepted = api_json(http.post("/v1/evaluations", json=ctx.plan.evaluation_request(model_id)))
+        view = follow_evaluation(ctx, http, accepted["id"])
+        if view["status"] != "finished":
+            raise DemoError(f"evaluation {view['id']} {view['status']}: {view.get('error')}")
+        report = download(http, view["id"], ctx.settings.var_dir / "reports" / model_id)
+    ctx.facts["report"] = report
+    ctx.facts["metrics"] = view["metrics"]
+    ctx.console.print(view["metrics"]["summary"], highlight=False)
+    return f"{ctx.plan.evaluation_from}..{ctx.plan.evaluation_to} against 3 baselines; report {report}"
+
+
+def follow_evaluation(ctx: DemoContext, http: httpx.Client, evaluation_id: str) -> dict[str, Any]:
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+               TimeElapsedColumn())
+    deadline = time.monotonic() + ctx.plan.evaluation_timeout_s
+    with Progress(*columns, console=ctx.console) as bar:
+        task = bar.add_task("evaluation", total=1.0)
+        while True:
+            view = api_json(http.get(f"/v1/evaluations/{evaluation_id}"))
+            bar.update(task, completed=view["progress"], description=f"evaluation: {view['status']} {view['stage'] or ''}")
+            if view["status"] in TERMINAL_EVALUATION:
+                return view
+            if time.monotonic() > deadline:
+                raise DemoError(f"evaluation {evaluation_id} still {view['status']} "
+                                f"after {ctx.plan.evaluation_timeout_s:.0f}s")
+            time.sleep(ctx.plan.poll_s)
+
+
+# --- promotion and paper ------------------------------------------------------------------------
+
+
+def promote_model(ctx: DemoContext, timeout_s: float = 60.0) -> str:
+    """``POST /v1/models/{id}/promote`` (admin), then wait until the policy serves it."""
+    model_id = ctx.facts["model_id"]
+    with ctx.api() as http:
+        view = api_json(http.post(f"/v1/models/{model_id}/promote"))
+        deadline = time.monotonic() + timeout_s
+        while api_json(http.get("/v1/policy/model")).get("model_id") != model_id:
+            if time.monotonic() > deadline:
+                raise DemoError(f"the policy did not serve {model_id} within {timeout_s:.0f}s of its promotion")
+            time.sleep(0.5)
+    ctx.facts["artifact_dir"] = Path(view["artifact_path"])
+    return f"{model_id} promoted; the policy serves it"
+
+
+def paper_day(ctx: DemoContext) -> str:
+    """Replay the paper day through the live services and compare their trades with the backtest."""
+    from scalper_cli.commands.paper import render
+    from scalper_cli.paper import PaperTarget, run_paper_day
+
+    contracts = int(ctx.service_env["EXECUTION_CONTRACTS_PER_ENTRY"])
+    target = PaperTarget(ctx.redis_url, ctx.database_url, ctx.settings.stream_prefix, TRADED_SYMBOLS, contracts,
+                         ctx.facts["artifact_dir"], stream_maxlen=ctx.settings.stream_maxlen)
+    result = run_paper_day(target, ctx.facts["model_id"], ctx.plan.paper_day, speed=0.0)
+    render(result)
+    ctx.facts["paper"] = result
+    parity = "equal to the backtest" if result.exact else f"DIFFERENT from the backtest ({len(result.differences)} differences)"
+    return f"{ctx.plan.paper_day}: {len(result.paper)} paper trades, {parity}"
+
+
 STEPS: list[tuple[str, Step]] = [
     ("stack up", bring_stack_up),
     ("services ready", verify_ready),
     ("health and metrics", show_health_and_metrics),
     ("bars round trip", publish_and_read_bars),
+    ("load synthetic market", load_market),
+    ("train", train_model),
+    ("evaluate", evaluate_model),
+    ("promote", promote_model),
+    ("paper day", paper_day),
 ]
 
 
 def run_steps(ctx: DemoContext, steps: list[tuple[str, Step]]) -> list[StepResult]:
-    """Run steps in order, stopping at the first failure."""
+    """Run steps in order, saying what each does and how long it took; stop at the first failure."""
     results = []
     for name, step in steps:
         began = time.monotonic()
-        ctx.console.print(f"[bold]>> {name}[/]")
+        what = (step.__doc__ or "").strip().splitlines()[0] if step.__doc__ else ""
+        ctx.console.print(f"[bold]>> {name}[/]" + (f": {what}" if what else ""), highlight=False)
         try:
             detail, ok = step(ctx), True
         except Exception as exc:  # a failed step is reported, then the stack comes down
             logger.debug("demo step %s failed", name, exc_info=True)
             detail, ok = f"{type(exc).__name__}: {exc}", False
-        results.append(StepResult(name, ok, detail, round(time.monotonic() - began, 2)))
+        result = StepResult(name, ok, detail, round(time.monotonic() - began, 2))
+        results.append(result)
+        status = "[green]ok[/]" if ok else "[red]FAILED[/]"
+        ctx.console.print(f"   {status} in {result.elapsed_s:.1f}s: ", Text(detail), highlight=False)
         if not ok:
             break
     return results
@@ -190,13 +448,58 @@ def render_summary(console: Console, results: list[StepResult]) -> None:
     console.print(table)
 
 
-def run_demo(settings: StackSettings, console: Console, steps: list[tuple[str, Step]] = STEPS) -> bool:
-    """Run the demo steps, always bring the stack down, print the summary; True when all passed."""
-    ctx = DemoContext(settings, console)
+def outcome_lines(facts: dict[str, Any], docs_url: str) -> list[str]:
+    """The plain-text outcome of the loop, from what the steps found (only what they got to)."""
+    lines = []
+    if "report" in facts:
+        lines.append(f"report: {facts['report']}")
+    metrics = facts.get("metrics")
+    if metrics:
+        perf, sig = metrics["performance"], metrics["significance"]
+        lines.append(f"verdict: {metrics['summary']}")
+        best = sig.get("best_baseline")
+        line = f"agent P&L: ${perf['total_pnl']:,.2f} over {metrics['window']['days']} held-out days"
+        if best is not None:
+            line += f"; best baseline {best}: ${sig['best_baseline_total_pnl']:,.2f}"
+            lines.append(line)
+            lines.append(f"agent - best baseline, mean daily: ${sig['mean_daily_difference']:,.2f}, "
+                         f"95% CI [{sig['ci_low']:,.2f}, {sig['ci_high']:,.2f}]"
+                         + (" (includes 0: no evidence of skill)" if sig["ci_includes_zero"] else ""))
+        else:
+            lines.append(line)
+        hold = metrics["action_stability"]["action_shares"].get("HOLD", 0.0)
+        lines.append(f"trades/day: {metrics['trades_per_day']['mean_per_day']:.1f}; HOLD: {hold:.1%} of actions")
+    paper = facts.get("paper")
+    if paper is not None:
+        p50, p99 = paper.latency_percentile(50), paper.latency_percentile(99)
+        latency = "no orders, no latency" if p50 is None else f"bar -> order latency p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+        parity = ("paper trades equal the backtest exactly" if paper.exact
+                  else f"paper trades DIFFER from the backtest ({len(paper.differences)} differences)")
+        lines.append(f"paper day {paper.day}: {len(paper.paper)} trades, P&L ${sum(t.pnl for t in paper.paper):,.2f}; "
+                     f"{latency}; {parity}")
+    lines.append(f"API docs: {docs_url}")
+    return lines
+
+
+def run_demo(settings: StackSettings, console: Console, steps: list[tuple[str, Step]] = STEPS,
+             plan: DemoPlan | None = None, keep_up: bool = False) -> bool:
+    """Run the demo steps, bring the stack down (unless ``keep_up``), print the summary; True when all passed."""
+    from scalper_trainer.env import EnvConfig
+
+    key, record = new_api_key()
+    plan = plan or DemoPlan()
+    ctx = DemoContext(settings, console, plan, key, service_environment(record, plan, EnvConfig().contracts))
     try:
         results = run_steps(ctx, steps)
     finally:
-        results_down = bring_stack_down(ctx)
-    results = [*results, results_down]
+        if not keep_up:
+            results_down = bring_stack_down(ctx)
+    if not keep_up:
+        results = [*results, results_down]
     render_summary(console, results)
-    return all(r.ok for r in results) and len(results) == len(steps) + 1
+    for line in outcome_lines(ctx.facts, ctx.policy_url + "/docs"):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    if keep_up:
+        console.print(f"the stack is still up (scalper stack down stops it); this run's admin key: {key}",
+                      highlight=False, markup=False, soft_wrap=True)
+    return all(r.ok for r in results) and len(results) == len(steps) + (0 if keep_up else 1)

@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,9 +148,10 @@ class UpReport:
     elapsed_s: float
 
 
-def child_environment(settings: StackSettings, infra: Infrastructure) -> dict[str, str]:
-    """The CLI's environment plus the resolved infrastructure URLs and the var-based defaults."""
-    env = dict(os.environ)
+def child_environment(settings: StackSettings, infra: Infrastructure,
+                      extra_env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The CLI's environment plus ``extra_env``, the resolved infrastructure URLs and the var-based defaults."""
+    env = {**os.environ, **(extra_env or {})}
     env["REDIS_URL"] = infra.redis_url
     env["DATABASE_URL"] = infra.database_url
     env.setdefault("ARTIFACTS_DIR", str(settings.var_dir / "artifacts"))
@@ -214,8 +216,12 @@ def wait_ready(settings: StackSettings, starts: list[ServiceStart], eps: list[En
     return [ready[s.name] for s in starts]
 
 
-def up(settings: StackSettings) -> UpReport:
-    """Bring the stack up (idempotent): infrastructure, migrations, services, then wait for readiness."""
+def up(settings: StackSettings, extra_env: Mapping[str, str] | None = None) -> UpReport:
+    """Bring the stack up (idempotent): infrastructure, migrations, services, then wait for readiness.
+
+    ``extra_env`` is added to the environment of the services this call starts (``scalper demo``
+    passes its one-run API key and the paper-mode settings this way).
+    """
     began = time.monotonic()
     for directory in (settings.log_dir, settings.run_dir):
         directory.mkdir(parents=True, exist_ok=True)
@@ -226,7 +232,7 @@ def up(settings: StackSettings) -> UpReport:
     save_state(settings, state)
     migrated = run_migrations(infra.database_url)
     eps = endpoints()
-    env = child_environment(settings, infra)
+    env = child_environment(settings, infra, extra_env)
     starts = []
     for ep in eps:
         start = start_service(settings, ep, env)

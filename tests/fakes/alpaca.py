@@ -85,7 +85,7 @@ class FakeAlpaca:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def __enter__(self) -> FakeAlpaca:
         self._thread.start()

@@ -12,7 +12,12 @@ from sqlalchemy import Engine, func, insert, select
 
 from scalper_execution.brokers.alpaca import AlpacaBroker, AlpacaConfig
 from scalper_execution.engine import ExecutionConfig, ExecutionEngine
-from scalper_execution.live import LiveSettingsMixin, LiveTradingRefused, confirmation_phrase, start_live_broker
+from scalper_execution.live import (
+    LiveSettingsMixin,
+    LiveTradingRefused,
+    confirmation_phrase,
+    start_live_broker,
+)
 from scalper_execution.reconcile import RECONCILED, RECONCILIATION_MISMATCH, reconcile_at_start
 from scalper_execution.service import BROKER_REJECTED, ExecutionService, SendPolicy, StreamPublisher
 from scalper_execution.store import Store
@@ -113,6 +118,7 @@ def test_a_decision_becomes_an_alpaca_order_fill_and_position_then_exits_flat(
     assert statuses == ["filled", "filled"] and service.broker.positions() == []
 
 
+@pytest.mark.slow
 def test_1000_timeouts_after_alpaca_accepted_make_no_duplicate_order(
         database, redis_client, stream_prefix, fake) -> None:  # noqa: ANN001
     service = build(database, redis_client, stream_prefix, alpaca(fake))

@@ -6,9 +6,23 @@ from datetime import UTC, datetime
 
 from scalper_shared.core.actions import Action
 from scalper_shared.schema import (
-    Bar, Envelope, FeatureVector, Message, OptionRight, OrderAccepted, OrderCanceled, OrderDenied,
-    OrderFilled, OrderSide, PolicyDecision, PositionSide, PositionState, Session, SubmitOrder,
-    TradingState, TradingStateChanged,
+    Bar,
+    Envelope,
+    FeatureVector,
+    Message,
+    OptionRight,
+    OrderAccepted,
+    OrderCanceled,
+    OrderDenied,
+    OrderFilled,
+    OrderSide,
+    PolicyDecision,
+    PositionSide,
+    PositionState,
+    Session,
+    SubmitOrder,
+    TradingState,
+    TradingStateChanged,
 )
 
 T0 = datetime(2025, 7, 1, 13, 31, tzinfo=UTC)

@@ -186,3 +186,14 @@ def test_mismatches_name_each_position_and_order_that_differs() -> None:
     assert [str(m) for m in orders] == ["open order manual-1: ours none, broker open"]
     assert describe(positions + orders).startswith("reconciliation_mismatch: position QQQ")
     assert position_mismatches({"SPY250701C00600000": 1}, {"SPY250701C00600000": 1}) == []
+
+
+def test_the_service_refuses_to_start_on_alpaca_with_a_switch_off(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # noqa: ANN001
+    from scalper_execution.main import start_live
+    from scalper_shared.clock import FakeClock
+    from scalper_shared.settings import SettingsError
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EXECUTION_BROKER", "alpaca")
+    with pytest.raises(SettingsError, match="EXECUTION_BROKER=alpaca refused: live trading is off: ALPACA_API_KEY"):
+        start_live(ExecutionSettings(), None, FakeClock(NOW))  # type: ignore[arg-type]  # refused before any I/O

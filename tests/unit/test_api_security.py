@@ -5,7 +5,12 @@ from fastapi.testclient import TestClient
 
 from scalper_shared.core.ratelimit import RateLimit
 from scalper_shared.runtime.api_security import (
-    ApiKeyRecord, ApiSettingsMixin, Authenticator, Scope, hash_key, install_api_security,
+    ApiKeyRecord,
+    ApiSettingsMixin,
+    Authenticator,
+    Scope,
+    hash_key,
+    install_api_security,
 )
 
 KEYS = {"reader": "r-secret", "inferer": "i-secret", "boss": "a-secret"}
@@ -30,11 +35,11 @@ def _app(rate: str = "100/1s", max_body: int = 1000, clock: _Clock | None = None
     auth = Authenticator(RECORDS, RateLimit.parse(rate), clock or _Clock())
 
     @app.post("/infer")
-    def infer(payload: dict, key: ApiKeyRecord = Depends(auth.require(Scope.INFER))) -> dict:
+    def infer(payload: dict, key: ApiKeyRecord = Depends(auth.require(Scope.INFER))) -> dict:  # noqa: B008
         return {"by": key.name}
 
     @app.post("/train")
-    def train(key: ApiKeyRecord = Depends(auth.require(Scope.TRAIN))) -> dict:
+    def train(key: ApiKeyRecord = Depends(auth.require(Scope.TRAIN))) -> dict:  # noqa: B008
         return {"by": key.name}
 
     return app

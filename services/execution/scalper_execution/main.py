@@ -21,7 +21,7 @@ from scalper_execution.service import ExecutionService, StreamPublisher
 from scalper_execution.settings import ExecutionSettings
 from scalper_execution.store import Store
 from scalper_shared.bus import ConsumerConfig, ConsumerRunner, StreamProducer
-from scalper_shared.clock import SystemClock, uuid_ids
+from scalper_shared.clock import Clock, SystemClock, uuid_ids
 from scalper_shared.core.calendar import session_date
 from scalper_shared.core.premium import DEFAULT_PREMIUM_CONFIG
 from scalper_shared.core.ratelimit import RateLimit
@@ -75,7 +75,7 @@ def build_service(settings: ExecutionSettings) -> tuple[ExecutionService, list[T
     return service, workers, connections.readiness_checks()
 
 
-def start_live(settings: ExecutionSettings, database: Engine, clock: SystemClock) -> AlpacaBroker:
+def start_live(settings: ExecutionSettings, database: Engine, clock: Clock) -> AlpacaBroker:
     """The Alpaca broker, or exit naming the live-trading switch that is off (docs/execution.md)."""
     try:
         return start_live_broker(settings, database, session_date(clock.now()))

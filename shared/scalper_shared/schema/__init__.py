@@ -1,5 +1,6 @@
 """Wire schema: the versioned envelope, the message types, stream names and the JSON codec."""
 
+from scalper_shared.schema import streams
 from scalper_shared.schema.codec import CODEC, Codec, DecodeError
 from scalper_shared.schema.envelope import Envelope, Message, make_envelope
 from scalper_shared.schema.messages import (
@@ -20,7 +21,6 @@ from scalper_shared.schema.messages import (
     TradingState,
     TradingStateChanged,
 )
-from scalper_shared.schema import streams
 
 __all__ = [
     "CODEC", "Codec", "DecodeError", "Envelope", "Message", "make_envelope", "Action", "Bar",
