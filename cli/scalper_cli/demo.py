@@ -489,13 +489,12 @@ def run_demo(settings: StackSettings, console: Console, steps: list[tuple[str, S
     key, record = new_api_key()
     plan = plan or DemoPlan()
     ctx = DemoContext(settings, console, plan, key, service_environment(record, plan, EnvConfig().contracts))
+    results: list[StepResult] = []
     try:
         results = run_steps(ctx, steps)
     finally:
         if not keep_up:
-            results_down = bring_stack_down(ctx)
-    if not keep_up:
-        results = [*results, results_down]
+            results.append(bring_stack_down(ctx))
     render_summary(console, results)
     for line in outcome_lines(ctx.facts, ctx.policy_url + "/docs"):
         console.print(line, highlight=False, markup=False, soft_wrap=True)

@@ -59,6 +59,7 @@ def _environment(tmp_path: Path, redis_url: str, database_url: str, stream_prefi
     env = {k: v for k, v in os.environ.items() if not k.endswith("_HTTP_PORT")}
     env.update({"SCALPER_VAR_DIR": str(tmp_path / "var"), "REDIS_URL": redis_url, "DATABASE_URL": database_url,
                 "STREAM_PREFIX": stream_prefix, "STACK_READY_TIMEOUT_S": "90", "STACK_STOP_TIMEOUT_S": "20",
+                "SCALPER_PROBE_TIMEOUT_S": "10",
                 "COLUMNS": "200"})
     env.update({variable: str(free_port()) for variable in PORT_VARIABLES.values()})
     return env
@@ -78,7 +79,7 @@ def _assert_up(result: subprocess.CompletedProcess[str]) -> None:
 def test_up_brings_every_service_to_ready_and_down_stops_them_all(cli: Cli) -> None:
     _assert_up(cli("stack", "up"))
     status = cli.status()
-    assert status["ok"] is True
+    assert status["ok"] is True, status
     assert {s["name"] for s in status["services"]} == set(SERVICE_NAMES)
     assert all(s["alive"] and s["healthz"] == 200 and s["readyz"] == 200 for s in status["services"])
     for service in status["services"]:

@@ -1,0 +1,130 @@
+"""Paper mode equals the backtest: one stored day through the live services, trade for trade.
+
+A private stack (its own var dir, free ports, a fresh database, a private stream prefix on the test
+Redis db, a generated admin key) runs with the paper broker in deterministic mode. Synthetic bars
+of a few days are backfilled with the ingestion core, a fixed-seed MaskablePPO (its exit logits
+lowered so it holds positions into stops and take-profits) is registered and promoted, the last day
+is replayed in lockstep by :func:`scalper_cli.paper.run_paper_day` and its trades (rebuilt from
+execution's orders and fills) must equal the evaluation engine's field by field.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+import torch
+from sb3_contrib import MaskablePPO
+
+from scalper_cli import stack
+from scalper_cli.paper import PaperTarget, run_paper_day
+from scalper_cli.processes import free_port
+from scalper_cli.settings import StackSettings
+from scalper_ingestion.backfill import run_backfill
+from scalper_ingestion.sources.synthetic import SyntheticSource
+from scalper_ingestion.writer import BarWriter
+from scalper_shared.db import make_engine, migrate
+from scalper_shared.runtime.api_security import hash_key
+from scalper_shared.schema.training import TrainConfig
+from scalper_shared.settings import load_settings
+from scalper_trainer.env import EnvConfig, make_vec_env, synthetic_episodes
+from scalper_trainer.registry import Manifest, model_id_for_job, register_model, write_artifacts
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+SYMBOLS = ("SPY", "QQQ")
+FIRST_DAY, DAY = date(2025, 6, 2), date(2025, 6, 4)
+CONTRACTS = EnvConfig().contracts
+MODEL_SEED, EXIT_LOGIT_SHIFT = 0, 0.05
+"""A fresh policy of this seed, its TRIM/EXIT logits lowered by this much, trades 13 times on DAY:
+calls and puts on both symbols, agent exits, stops, take-profit trims and an end-of-day flatten."""
+JOB_ID = "paper-parity"
+PORT_VARIABLES = ("POLICY_HTTP_PORT", "INGESTION_HTTP_PORT", "FEATURES_HTTP_PORT", "EXECUTION_HTTP_PORT",
+                  "TRAINER_HTTP_PORT")
+
+
+def backfill(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        run_backfill(SyntheticSource(("SPY", "QQQ", "I:SPX"), FIRST_DAY, DAY, 0), BarWriter(engine, None))
+    finally:
+        engine.dispose()
+
+
+def register_trading_model(database_url: str, artifacts_dir: Path) -> tuple[str, Path]:
+    """A fixed-seed fresh MaskablePPO with lowered exit logits, exported and registered like a job's."""
+    episodes = synthetic_episodes(date(2025, 6, 2), date(2025, 6, 3), seed=1, symbols=("SPY",))
+    model = MaskablePPO("MlpPolicy", make_vec_env(episodes, n_envs=1, seed=0), n_steps=32, batch_size=32,
+                        policy_kwargs={"net_arch": [32, 32]}, seed=MODEL_SEED, device="cpu", verbose=0)
+    with torch.no_grad():
+        model.policy.action_net.bias[3:] -= EXIT_LOGIT_SHIFT
+    config = TrainConfig(symbols=SYMBOLS, train_from=date(2025, 6, 2), train_to=date(2025, 6, 2),
+                         validation_from=date(2025, 6, 3), validation_to=date(2025, 6, 3), total_timesteps=64)
+    manifest = Manifest(model_id_for_job(JOB_ID), JOB_ID, datetime(2025, 6, 6, tzinfo=UTC), config, {})
+    path = write_artifacts(artifacts_dir, model, manifest)
+    engine = make_engine(database_url)
+    try:
+        return register_model(engine, manifest, path), path
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def paper_stack(tmp_path: Path, redis_url: str, database_url: str, stream_prefix: str,
+                monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[StackSettings, str]]:
+    """The stack up with deterministic paper execution; yields its settings and an admin key."""
+    key = secrets.token_urlsafe(24)
+    env = {"SCALPER_VAR_DIR": str(tmp_path / "var"), "REDIS_URL": redis_url, "DATABASE_URL": database_url,
+           "STREAM_PREFIX": stream_prefix, "ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+           "API_KEYS": json.dumps([{"name": "parity", "sha256": hash_key(key), "scopes": ["admin"]}]),
+           "PAPER_DETERMINISTIC": "true", "EXECUTION_BROKER": "paper",
+           "EXECUTION_CONTRACTS_PER_ENTRY": str(CONTRACTS), "POLICY_DECISION_MAX_AGE_S": "1000000000",
+           "POLICY_MODEL_POLL_S": "0.2", "FEATURES_SYMBOLS": ",".join(SYMBOLS), "INGESTION_LIVE": "false",
+           "EXECUTION_RISK_CONFIG": "{}", "STACK_READY_TIMEOUT_S": "120"}
+    env.update({variable: str(free_port()) for variable in PORT_VARIABLES})
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings(StackSettings)
+    try:
+        stack.up(settings)
+        yield settings, key
+    finally:
+        stack.down(settings)
+
+
+def promote(settings: StackSettings, key: str, model_id: str, timeout_s: float = 60.0) -> None:
+    policy = next(ep for ep in stack.endpoints() if ep.spec.name == "policy")
+    with httpx.Client(base_url=policy.base_url, headers={"X-API-Key": key}, timeout=10) as http:
+        http.post(f"/v1/models/{model_id}/promote").raise_for_status()
+        deadline = time.monotonic() + timeout_s
+        while http.get("/v1/policy/model").json().get("model_id") != model_id:
+            assert time.monotonic() < deadline, "the policy never served the promoted model"
+            time.sleep(0.2)
+
+
+def test_a_paper_day_equals_the_backtest_trade_for_trade(
+        paper_stack: tuple[StackSettings, str], redis_url: str, database_url: str, stream_prefix: str,
+        tmp_path: Path) -> None:
+    settings, key = paper_stack
+    migrate(database_url)
+    backfill(database_url)
+    model_id, artifact_dir = register_trading_model(database_url, tmp_path / "artifacts")
+    promote(settings, key, model_id)
+
+    target = PaperTarget(redis_url, database_url, stream_prefix, SYMBOLS, CONTRACTS, artifact_dir,
+                         settle_timeout_s=60)
+    result = run_paper_day(target, model_id, DAY, speed=0.0)
+
+    assert result.minutes >= 390
+    reasons = {t.exit_reason for t in result.backtest}
+    assert len(result.backtest) >= 3 and {"stop", "agent"} <= reasons, result.backtest
+    assert any(len(t.exit_prices) > 1 for t in result.backtest), "no take-profit trim in the backtest"
+    print("PAPER", *result.paper, "BACKTEST", *result.backtest, *result.differences, sep="\n")
+    assert result.differences == []
+    assert result.exact
