@@ -413,7 +413,7 @@ def run_steps(ctx: DemoContext, steps: list[tuple[str, Step]]) -> list[StepResul
     results = []
     for name, step in steps:
         began = time.monotonic()
-        what = (step.__doc__ or "").strip().splitlines()[0] if step.__doc__ else ""
+        what = step.__doc__.strip().splitlines()[0].replace("``", "") if step.__doc__ else ""
         ctx.console.print(f"[bold]>> {name}[/]" + (f": {what}" if what else ""), highlight=False)
         try:
             detail, ok = step(ctx), True
@@ -472,9 +472,13 @@ def outcome_lines(facts: dict[str, Any], docs_url: str) -> list[str]:
     paper = facts.get("paper")
     if paper is not None:
         p50, p99 = paper.latency_percentile(50), paper.latency_percentile(99)
-        latency = "no orders, no latency" if p50 is None else f"bar -> order latency p50 {p50:.1f} ms, p99 {p99:.1f} ms"
-        parity = ("paper trades equal the backtest exactly" if paper.exact
-                  else f"paper trades DIFFER from the backtest ({len(paper.differences)} differences)")
+        latency = "no orders, no latency" if p50 is None else f"bar -> order latency p50 {p50:.1f} ms, p99 {p99:.1f} ms ({len(paper.latencies_ms)} orders)"
+        if paper.exact and not paper.paper:
+            parity = "paper trades equal the backtest exactly (no trades on either side: parity holds trivially)"
+        elif paper.exact:
+            parity = "paper trades equal the backtest exactly"
+        else:
+            parity = f"paper trades DIFFER from the backtest ({len(paper.differences)} differences)"
         lines.append(f"paper day {paper.day}: {len(paper.paper)} trades, P&L ${sum(t.pnl for t in paper.paper):,.2f}; "
                      f"{latency}; {parity}")
     lines.append(f"API docs: {docs_url}")

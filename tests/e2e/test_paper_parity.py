@@ -6,6 +6,11 @@ of a few days are backfilled with the ingestion core, a fixed-seed MaskablePPO (
 lowered so it holds positions into stops and take-profits) is registered and promoted, the last day
 is replayed in lockstep by :func:`scalper_cli.paper.run_paper_day` and its trades (rebuilt from
 execution's orders and fills) must equal the evaluation engine's field by field.
+
+Scope: the environment (so the backtest) runs each symbol-day as its own episode with its own
+trades-per-day count and daily P&L, while execution keeps one account for all symbols (and halts
+on realised plus unrealised P&L). The chosen day and policy stay clear of those account-wide limits
+(13 trades, day P&L about +$640); a day where the two symbols together lose $1,000 diverges there.
 """
 
 from __future__ import annotations

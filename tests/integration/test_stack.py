@@ -1,4 +1,4 @@
-"""``scalper stack`` and ``scalper demo`` as a user runs them: real CLI processes, real services.
+"""``scalper stack`` as a user runs it: real CLI processes, real services.
 
 Each test gets a private var dir, free HTTP ports for the five services, a fresh database and a
 stream prefix on the machine's Redis; a finalizer always runs ``stack down``.
@@ -149,16 +149,6 @@ def test_a_missing_database_is_created_when_its_server_answers(database_url: str
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{missing.rsplit("/", 1)[1]}" WITH (FORCE)')
-
-
-def test_demo_runs_every_step_and_leaves_nothing_running(cli: Cli, redis_client, stream_prefix: str) -> None:
-    result = cli("demo")
-    assert result.returncode == 0, result.stdout + result.stderr
-    for step in ("stack up", "services ready", "health and metrics", "bars round trip", "stack down"):
-        assert step in result.stdout
-    assert "FAILED" not in result.stdout
-    assert not list((cli.var_dir / "run").glob("*.pid"))
-    assert redis_client.xlen(stream_prefix + "md.bars") == 0  # the demo removes its bars
 
 
 @pytest.mark.slow

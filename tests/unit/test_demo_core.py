@@ -1,0 +1,80 @@
+"""The pure parts of ``scalper demo``: its key, the services' environment, the plan, the summary."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+
+from scalper_cli import demo
+from scalper_cli.paper import PaperResult, PaperTrade
+from scalper_shared.runtime.api_security import ApiKeyRecord, Scope, hash_key
+from scalper_shared.schema.evaluation import EvaluationRequest
+from scalper_shared.schema.training import TrainConfig
+
+
+def test_each_run_gets_a_new_admin_key_and_only_its_hash_goes_to_the_services() -> None:
+    key, record = demo.new_api_key()
+    other, _ = demo.new_api_key()
+    env = demo.service_environment(record, demo.DemoPlan(), contracts=10,
+                                   now=datetime(2026, 1, 1, tzinfo=UTC))
+    assert key != other and record.sha256 == hash_key(key) and record.allows(Scope.TRAIN)
+    (entry,) = [ApiKeyRecord.model_validate(e) for e in json.loads(env["API_KEYS"])]
+    assert entry == record
+    assert key not in json.dumps(env)
+
+
+def test_paper_mode_settings_let_a_replayed_old_day_through() -> None:
+    plan = demo.DemoPlan(paper_day=date(2025, 8, 18))
+    now = datetime(2025, 9, 17, tzinfo=UTC)  # 30 days after the paper day
+    env = demo.service_environment(demo.new_api_key()[1], plan, contracts=7, now=now)
+    assert env["PAPER_DETERMINISTIC"] == "true" and env["EXECUTION_BROKER"] == "paper"
+    assert env["EXECUTION_CONTRACTS_PER_ENTRY"] == "7"
+    assert float(env["POLICY_DECISION_MAX_AGE_S"]) > 30 * 86_400
+    assert env["FEATURES_SYMBOLS"] == ",".join(demo.TRADED_SYMBOLS)
+
+
+def test_the_plan_makes_valid_requests_with_held_out_windows_in_order() -> None:
+    plan = demo.DemoPlan(timesteps=12_345)
+    config = TrainConfig.model_validate(plan.train_config())
+    request = EvaluationRequest.model_validate(plan.evaluation_request("model-abc"))
+    assert config.data_source == "database" and config.total_timesteps == 12_345
+    assert config.train_to < config.validation_from <= config.validation_to < request.start <= request.end
+    assert request.end < plan.paper_day
+
+
+def _metrics(total: float, best: float, low: float, high: float) -> dict:
+    return {"summary": f"The agent {'LOST' if total < 0 else 'MADE'} ${abs(total):,.2f} over 5 days.",
+            "performance": {"total_pnl": total}, "window": {"days": 5},
+            "significance": {"best_baseline": "momentum_rule", "best_baseline_total_pnl": best,
+                             "mean_daily_difference": (total - best) / 5, "ci_low": low, "ci_high": high,
+                             "ci_includes_zero": low <= 0 <= high},
+            "trades_per_day": {"mean_per_day": 3.2}, "action_stability": {"action_shares": {"HOLD": 0.91}}}
+
+
+def test_a_losing_agent_and_differing_paper_trades_are_said_plainly() -> None:
+    trade = PaperTrade("SPY", 1, 10, 20, "agent", 1.5, (1.4,), 10, -112.5)
+    paper = PaperResult("model-x", date(2025, 8, 18), 390, 780, 12.0, [trade], [], latencies_ms=[3.0, 5.0, 40.0])
+    facts = {"report": "/var/reports/model-x/report.html", "metrics": _metrics(-812.4, 120.0, -300.0, -20.0),
+             "paper": paper}
+
+    lines = demo.outcome_lines(facts, "http://127.0.0.1:8000/docs")
+
+    text = "\n".join(lines)
+    assert "report: /var/reports/model-x/report.html" in lines
+    assert "verdict: The agent LOST $812.40" in text
+    assert "agent P&L: $-812.40 over 5 held-out days; best baseline momentum_rule: $120.00" in lines
+    assert "95% CI [-300.00, -20.00]" in text and "includes 0" not in text
+    assert "trades/day: 3.2; HOLD: 91.0% of actions" in lines
+    assert "1 trades, P&L $-112.50" in text and "p50 5.0 ms" in text
+    assert "paper trades DIFFER from the backtest (1 differences)" in text
+    assert lines[-1] == "API docs: http://127.0.0.1:8000/docs"
+
+
+def test_the_summary_of_a_demo_that_stopped_early_has_only_the_docs_address() -> None:
+    assert demo.outcome_lines({}, "http://127.0.0.1:8000/docs") == ["API docs: http://127.0.0.1:8000/docs"]
+
+
+def test_a_paper_day_without_trades_says_its_parity_is_trivial() -> None:
+    paper = PaperResult("model-x", date(2025, 8, 18), 390, 780, 12.0, [], [])
+    (line,) = [x for x in demo.outcome_lines({"paper": paper}, "d") if x.startswith("paper day")]
+    assert "0 trades" in line and "no orders, no latency" in line and "parity holds trivially" in line
