@@ -216,6 +216,7 @@ class TrainingCallback(BaseCallback):
         if due:
             self._checkpoint(self.num_timesteps)
             self._done.update(due)
+            self._last_cancel_check = float("-inf")  # a checkpoint is the natural place to stop
         now = self.run.monotonic()
         if now - self._last_progress >= PROGRESS_EVERY_S:
             self._last_progress = now
