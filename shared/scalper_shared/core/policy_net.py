@@ -7,8 +7,10 @@ masked logits are replaced by -1e8 before the softmax, deterministic actions are
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +50,11 @@ class NumpyPolicy:
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {self.activation!r}; known: {sorted(ACTIVATIONS)}")
 
+    @cached_property
+    def _single_row_layers(self) -> tuple[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]], ...]:
+        """float32 copies (the precision SB3 trained in) for the one-observation hot path."""
+        return tuple((w.astype(np.float32), b.astype(np.float32)) for w, b in (*self.hidden, self.head))
+
     @property
     def input_size(self) -> int:
         first = self.hidden[0][0] if self.hidden else self.head[0]
@@ -80,13 +87,31 @@ class NumpyPolicy:
         deterministic: bool = True,
         rng: np.random.Generator | None = None,
     ) -> tuple[int, FloatArray]:
-        """One observation -> (action, probabilities). Sampling needs an explicit ``rng``."""
-        mask_arr = np.asarray(mask, dtype=bool).reshape(1, self.n_actions)
-        if not mask_arr.any():
-            raise ValueError("the mask allows no action")
-        probs = self.probabilities(np.asarray(observation)[None, ...], mask_arr)[0]
+        """One observation -> (action, probabilities). Sampling needs an explicit ``rng``.
+
+        A lean single-row path (the API's hot path): the same arithmetic as :meth:`probabilities`.
+        """
+        x = np.asarray(observation, dtype=np.float64).reshape(-1)
+        if x.shape[0] != self.input_size:
+            raise ValueError(f"observation has {x.shape[0]} values, the network takes {self.input_size}")
+        mask_row = np.asarray(mask, dtype=bool).reshape(-1)
+        if mask_row.shape[0] != self.n_actions or not mask_row.any():
+            raise ValueError("the mask allows no action" if mask_row.shape[0] == self.n_actions
+                             else f"mask has {mask_row.shape[0]} entries, the network has {self.n_actions} actions")
+        activation = ACTIVATIONS[self.activation]
+        x = x.astype(np.float32)
+        for weight, bias in self._single_row_layers[:-1]:
+            x = activation(x @ weight + bias)
+        head_weight, head_bias = self._single_row_layers[-1]
+        # Six numbers: plain Python is faster than numpy's per-call overhead here.
+        allowed = mask_row.tolist()
+        logits = [v if ok else MASKED_LOGIT for v, ok in zip((x @ head_weight + head_bias).tolist(), allowed)]
+        top = max(logits)
+        exps = [math.exp(v - top) for v in logits]
+        total = sum(exps)
+        probs: FloatArray = np.array([e / total for e in exps])
         if deterministic:
-            return int(np.argmax(np.where(mask_arr[0], probs, -1.0))), probs
+            return max((i for i in range(len(allowed)) if allowed[i]), key=lambda i: probs[i]), probs
         if rng is None:
             raise ValueError("stochastic actions need an explicit rng (determinism)")
         return int(rng.choice(self.n_actions, p=probs)), probs
