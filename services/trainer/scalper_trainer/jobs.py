@@ -213,7 +213,8 @@ class TrainingCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         due = [s for s in self.schedule if s <= self.num_timesteps and s not in self._done]
-        if due:
+        if due:  # progress first, so a status showing this checkpoint's diagnostics shows its step too
+            self.run.report(steps=self.num_timesteps, rate=self.steps_per_second(), state=JobState.RUNNING)
             self._checkpoint(self.num_timesteps)
             self._done.update(due)
             self._last_cancel_check = float("-inf")  # a checkpoint is the natural place to stop
