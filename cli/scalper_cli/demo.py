@@ -205,18 +205,23 @@ def demo_bars(count: int = DEMO_BAR_COUNT) -> list[Bar]:
     return bars
 
 
+ROUND_TRIP_PREFIX = "demo:roundtrip:"
+
+
 def publish_and_read_bars(ctx: DemoContext) -> str:
-    """Publish demo bars to ``md.bars`` (shared producer and codec), read them back, then remove them."""
+    """Publish demo bars to a private copy of ``md.bars`` (shared producer and codec), read them back,
+    then delete that stream."""
     clock = SystemClock()
     sent = [make_envelope(bar, source="demo", clock=clock, ids=uuid_ids, ts_event=bar.start)
             for bar in demo_bars()]
     client = redis.Redis.from_url(ctx.redis_url, decode_responses=False)
     try:
+        # A private key: the live services consume md.bars and must never see these demo bars.
         producer = StreamProducer(client, streams.MD_BARS, maxlen=ctx.settings.stream_maxlen,
-                                  prefix=ctx.settings.stream_prefix)
+                                  prefix=ctx.settings.stream_prefix + ROUND_TRIP_PREFIX)
         ids = producer.publish_many(sent)
         received = read_back(client, producer.key, ids)
-        client.xdel(producer.key, *ids)
+        client.delete(producer.key)
     finally:
         client.close()
     check_round_trip(sent, received)

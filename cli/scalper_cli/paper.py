@@ -29,6 +29,7 @@ import redis
 from sqlalchemy import Engine, text
 
 from scalper_shared.bus import StreamProducer
+from scalper_shared.bus.groups import group_backlog as bus_group_backlog
 from scalper_shared.clock import SystemClock
 from scalper_shared.core.calendar import trading_day
 from scalper_shared.schema import streams
@@ -91,17 +92,9 @@ class PaperResult:
 
 
 def group_backlog(client: redis.Redis, key: str, group: str) -> int:
-    """Entries of ``key`` the group has not acknowledged: pending plus not yet delivered (lag)."""
-    try:
-        groups = client.xinfo_groups(key)
-    except redis.ResponseError:
-        return 0  # no such stream yet: nothing to wait for
-    for info in groups:
-        name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
-        if name == group:
-            lag = info.get("lag")
-            return int(info.get("pending", 0)) + (int(lag) if lag is not None else 0)
-    return 0
+    """Entries of ``key`` the group has not acknowledged: pending plus not yet delivered."""
+    backlog = bus_group_backlog(client, key, group)
+    return 0 if backlog is None else backlog.unprocessed
 
 
 def wait_settled(client: redis.Redis, prefix: str, timeout_s: float, poll_s: float = 0.002) -> None:

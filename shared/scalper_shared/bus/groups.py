@@ -51,6 +51,12 @@ def _backlog(client: redis.Redis, key: str, info: dict[str, Any]) -> GroupBacklo
     last_id = text(info["last-delivered-id"])
     lag = info.get("lag")
     if lag is None:  # Redis < 7, or the counter is unknown after deletions: count after last-delivered
-        lag = len(client.xrange(key, min=f"({last_id}", max="+", count=LAG_COUNT_CAP) or [])
+        lag = _entries_after(client, key, last_id, LAG_COUNT_CAP)
+    elif int(lag) > 0 and not _entries_after(client, key, last_id, 1):
+        lag = 0  # Redis 7.0 keeps counting entries deleted (XDEL) after the group's position
     return GroupBacklog(group=text(info["name"]), lag=int(lag), pending=int(info["pending"]),
                         last_delivered_id=last_id)
+
+
+def _entries_after(client: redis.Redis, key: str, last_id: str, cap: int) -> int:
+    return len(client.xrange(key, min=f"({last_id}", max="+", count=cap) or [])

@@ -105,7 +105,8 @@ class NumpyPolicy:
         head_weight, head_bias = self._single_row_layers[-1]
         # Six numbers: plain Python is faster than numpy's per-call overhead here.
         allowed = mask_row.tolist()
-        logits = [v if ok else MASKED_LOGIT for v, ok in zip((x @ head_weight + head_bias).tolist(), allowed)]
+        raw = (x @ head_weight + head_bias).tolist()
+        logits = [v if ok else MASKED_LOGIT for v, ok in zip(raw, allowed, strict=True)]
         top = max(logits)
         exps = [math.exp(v - top) for v in logits]
         total = sum(exps)
