@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+
+from scalper_cli.processes import free_port
 
 PACED_RATE = 200.0
 PACED_SECONDS = 5.0
@@ -64,12 +65,6 @@ def _artifact(root: Path) -> Path:
     NumpyPolicy(hidden=hidden, head=(rng.normal(0, 0.1, (64, N_ACTIONS)), np.zeros(N_ACTIONS))).save(root / "policy.npz")
     (root / "manifest.json").write_text(json.dumps({"feature_spec_hash": FEATURE_SPEC.spec_hash}))
     return root
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _in_process(root: Path) -> float:
@@ -168,7 +163,7 @@ def main() -> None:
         root = _artifact(Path(tmp))
         print(f"in-process numpy inference (decide: 460-64-64-6 MLP + masked softmax): "
               f"{_in_process(root) * 1e6:.1f} us per call (goal <= 50 us)")
-        port = _free_port()
+        port = free_port()
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
         server = subprocess.Popen([sys.executable, "-m", "bench.bench_policy_api", "serve", str(root), str(port)],
                                   env=env, cwd=Path(__file__).resolve().parents[1])

@@ -25,9 +25,11 @@ from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from tests.fakes.loopback import LoopbackHttpServer
 
 OPEN_STATUSES = frozenset({"new", "accepted", "pending_new", "partially_filled", "pending_cancel"})
 UNAUTHORIZED = {"code": 40110000, "message": "request is not authorized"}
@@ -52,7 +54,7 @@ def _parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-class FakeAlpaca:
+class FakeAlpaca(LoopbackHttpServer):
     """Serve one Alpaca account: orders, fills (account activities) and positions."""
 
     def __init__(self, *, api_key: str = "test-key", secret_key: str = "test-secret",
@@ -77,24 +79,8 @@ class FakeAlpaca:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._clock_ms = 0
         self._tick_ms = tick_ms
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="fake-alpaca",
-                                        daemon=True)
+        self._bind(self._handler_class(), "fake-alpaca")
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def __enter__(self) -> FakeAlpaca:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
     # -- scripting --------------------------------------------------------------------------------
 

@@ -15,10 +15,12 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 from zoneinfo import ZoneInfo
+
+from tests.fakes.loopback import LoopbackHttpServer
 
 NEW_YORK = ZoneInfo("America/New_York")
 UNKNOWN_KEY = {"status": "ERROR", "error": "Unknown API Key"}
@@ -68,7 +70,7 @@ def _to_ms(value: str, end: bool) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=NEW_YORK).timestamp() * 1000) - (1 if end else 0)
 
 
-class FakePolygonRest:
+class FakePolygonRest(LoopbackHttpServer):
     """Serve ``bars`` (ticker -> Polygon aggregate dicts) like ``api.polygon.io`` does."""
 
     def __init__(self, bars: dict[str, list[dict[str, Any]]] | None = None, *, api_key: str = "test-key",
@@ -82,23 +84,8 @@ class FakePolygonRest:
         self.stall_s = 0.0
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-polygon-rest", daemon=True)
+        self._bind(self._handler_class(), "fake-polygon-rest")
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> FakePolygonRest:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
     def fail_next(self, status: int, times: int = 1, retry_after: float | None = None) -> None:
         """The next ``times`` requests get ``status`` (429 by default body), whatever they ask."""

@@ -24,6 +24,7 @@ from scalper_shared.bus import (
 from scalper_shared.bus.deadletter import error_key, move_to_dead_letter, record_error
 from scalper_shared.clock import FakeClock
 from scalper_shared.schema import TradingState, TradingStateChanged, make_envelope, streams
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -81,14 +82,6 @@ def running(consumer: ConsumerRunner) -> Iterator[threading.Event]:
         stop.set()
         thread.join(10)
         assert not thread.is_alive(), "runner did not stop"
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.01)
 
 
 def pending_count(client: redis.Redis, key: str) -> int:

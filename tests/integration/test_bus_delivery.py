@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import redis
 from scalper_shared.bus import StreamProducer, group_backlog, read_dead_letters
 from scalper_shared.clock import FakeClock
 from scalper_shared.schema import TradingState, TradingStateChanged, make_envelope, streams
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 logger = logging.getLogger(__name__)
@@ -81,14 +81,6 @@ def _wait(proc: subprocess.Popen[bytes]) -> int | None:
     except subprocess.TimeoutExpired:
         proc.kill()
         return None
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, describe: Callable[[], str]) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in {timeout}s: {describe()}")
-        time.sleep(0.1)
 
 
 def message_ids(rng: random.Random) -> list[str]:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,9 +17,11 @@ from prometheus_client import REGISTRY
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
+from scalper_cli.processes import free_port
 from scalper_shared.bus import ConsumerConfig, ConsumerRunner, Delivery, StreamProducer
 from scalper_shared.clock import FakeClock
 from scalper_shared.schema import TradingState, TradingStateChanged, make_envelope, streams
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -35,20 +36,6 @@ CLOCK = FakeClock(datetime(2024, 3, 1, 14, 30, tzinfo=UTC))
 def envelope(n: int):  # noqa: ANN201 - an Envelope
     message = TradingStateChanged(previous=TradingState.HALTED, current=TradingState.ACTIVE, reason=f"r{n}")
     return make_envelope(message, source="test", clock=CLOCK, ids=lambda: f"msg-{n}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached in {timeout}s")
-        time.sleep(0.05)
 
 
 class PrivateRedis:

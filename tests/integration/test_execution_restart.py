@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -18,6 +17,7 @@ import pytest
 import redis
 from sqlalchemy import select
 
+from scalper_cli.processes import free_port
 from scalper_shared.bus import StreamProducer
 from scalper_shared.clock import FakeClock, uuid_ids
 from scalper_shared.core.actions import Action
@@ -25,26 +25,11 @@ from scalper_shared.db import make_engine
 from scalper_shared.db.models import fills, orders, paper_fills, paper_orders, trades
 from scalper_shared.schema import make_envelope, streams
 from tests.unit.execution_support import bar, decision
+from tests.waiting import wait_until as wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 LATENCY_MS = 4000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 @contextmanager

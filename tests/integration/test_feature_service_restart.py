@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,6 +20,7 @@ import pytest
 import redis
 from sqlalchemy import Engine, func, select
 
+from scalper_cli.processes import free_port
 from scalper_features.build import session_feature_days
 from scalper_features.repository import datetime_to_ms, stored_features
 from scalper_shared.core.features import FEATURE_SPEC
@@ -30,24 +30,11 @@ from scalper_shared.db.models import features
 from tests.conftest import REPO_ROOT
 from tests.integration.feature_service_support import EXPECTED_ROWS, bar_messages, day_bars, ingest
 from tests.integration.test_feature_service import read_vectors
+from tests.waiting import wait_until as wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SYMBOLS = ("SPY", "QQQ")
 TOTAL_ROWS = sum(rows for rows, _ in EXPECTED_ROWS.values())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
-        time.sleep(0.1)
 
 
 class ServiceProcess:

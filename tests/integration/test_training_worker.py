@@ -26,17 +26,13 @@ from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 from sqlalchemy import func, select
 
+from scalper_cli.processes import free_port
 from scalper_shared.core.policy_net import NumpyPolicy
 from scalper_shared.db import make_engine
 from scalper_shared.db.models import models
 from scalper_shared.schema.training import TRAINING_QUEUE, TrainConfig
-from tests.integration.training_support import (
-    free_port,
-    headers,
-    policy_client,
-    private_redis_server,
-    wait_until,
-)
+from tests.integration.training_support import headers, policy_client, private_redis_server
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 logger = logging.getLogger(__name__)

@@ -3,37 +3,23 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import redis
 from fastapi.testclient import TestClient
 
+from scalper_cli.processes import free_port
 from scalper_policy.app import build_policy_app
 from scalper_policy.settings import PolicySettings
 from scalper_shared.runtime.api_security import ApiKeyRecord, Scope, hash_key
 from scalper_shared.runtime.bootstrap import connect
+from tests.waiting import wait_until
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 KEYS = {"trainer-key": {Scope.TRAIN, Scope.READ}, "reader-key": {Scope.READ}, "admin-key": {Scope.ADMIN}}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str, poll_s: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached in {timeout}s")
-        time.sleep(poll_s)
 
 
 @contextmanager

@@ -10,9 +10,9 @@ from fastapi import Depends, FastAPI
 from typer.testing import CliRunner
 
 from scalper_cli.main import app
+from scalper_cli.processes import free_port
 from scalper_shared.core.ratelimit import RateLimit
 from scalper_shared.runtime.api_security import ApiKeyRecord, Authenticator, Scope, hash_key
-from tests.integration.training_support import free_port
 
 runner = CliRunner()
 
