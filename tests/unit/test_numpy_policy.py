@@ -53,8 +53,11 @@ def test_numpy_probabilities_and_actions_equal_maskable_ppo(model) -> None:  # t
     probs = policy.probabilities(obs, masks)
     np.testing.assert_allclose(probs, sb3_probs, atol=1e-5)
     assert np.all(probs[~masks] == 0.0)
-    actions = [policy.act(o, m)[0] for o, m in zip(obs, masks, strict=True)]
-    assert actions == list(sb3_actions)
+    single_rows = [policy.act(o, m) for o, m in zip(obs, masks, strict=True)]  # the API's hot path
+    assert [action for action, _ in single_rows] == list(sb3_actions)
+    single_probs = np.array([p for _, p in single_rows])
+    np.testing.assert_allclose(single_probs, sb3_probs, atol=1e-5)
+    assert np.all(single_probs[~masks] == 0.0)
 
 
 def test_saved_policy_loads_identically(model, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +39,15 @@ def masked_softmax(logits: FloatArray, mask: BoolArray) -> FloatArray:
     return exp / exp.sum(axis=-1, keepdims=True)  # type: ignore[no-any-return]
 
 
+class _SingleRowNet(NamedTuple):
+    input_size: int
+    n_actions: int
+    hidden: tuple[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]], ...]
+    head_weight: npt.NDArray[np.float32]
+    head_bias: npt.NDArray[np.float32]
+    activation: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
+
+
 @dataclass(frozen=True)
 class NumpyPolicy:
     """Weights of the actor: hidden layers ``(W, b)`` with W of shape (in, out), then the head."""
@@ -51,9 +61,11 @@ class NumpyPolicy:
             raise ValueError(f"unknown activation {self.activation!r}; known: {sorted(ACTIVATIONS)}")
 
     @cached_property
-    def _single_row_layers(self) -> tuple[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]], ...]:
-        """float32 copies (the precision SB3 trained in) for the one-observation hot path."""
-        return tuple((w.astype(np.float32), b.astype(np.float32)) for w, b in (*self.hidden, self.head))
+    def _single_row(self) -> _SingleRowNet:
+        """float32 copies (the precision SB3 trained in) and sizes for the one-observation hot path."""
+        layers = tuple((w.astype(np.float32), b.astype(np.float32)) for w, b in (*self.hidden, self.head))
+        return _SingleRowNet(self.input_size, self.n_actions, layers[:-1], *layers[-1],
+                             ACTIVATIONS[self.activation])
 
     @property
     def input_size(self) -> int:
@@ -89,30 +101,28 @@ class NumpyPolicy:
     ) -> tuple[int, FloatArray]:
         """One observation -> (action, probabilities). Sampling needs an explicit ``rng``.
 
-        A lean single-row path (the API's hot path): the same arithmetic as :meth:`probabilities`.
+        The API's hot path: the arithmetic of :meth:`probabilities` (float32 layers as SB3 trained,
+        masked entries at probability exactly 0) with as few numpy calls as possible; the six-way
+        softmax runs on Python floats, cheaper than numpy's per-call overhead.
         """
-        x = np.asarray(observation, dtype=np.float64).reshape(-1)
-        if x.shape[0] != self.input_size:
-            raise ValueError(f"observation has {x.shape[0]} values, the network takes {self.input_size}")
-        mask_row = np.asarray(mask, dtype=bool).reshape(-1)
-        if mask_row.shape[0] != self.n_actions or not mask_row.any():
-            raise ValueError("the mask allows no action" if mask_row.shape[0] == self.n_actions
-                             else f"mask has {mask_row.shape[0]} entries, the network has {self.n_actions} actions")
-        activation = ACTIVATIONS[self.activation]
-        x = x.astype(np.float32)
-        for weight, bias in self._single_row_layers[:-1]:
-            x = activation(x @ weight + bias)
-        head_weight, head_bias = self._single_row_layers[-1]
-        # Six numbers: plain Python is faster than numpy's per-call overhead here.
-        allowed = mask_row.tolist()
-        raw = (x @ head_weight + head_bias).tolist()
-        logits = [v if ok else MASKED_LOGIT for v, ok in zip(raw, allowed, strict=True)]
-        top = max(logits)
-        exps = [math.exp(v - top) for v in logits]
+        net = self._single_row
+        x = np.asarray(observation, dtype=np.float32).reshape(-1)
+        if x.shape[0] != net.input_size:
+            raise ValueError(f"observation has {x.shape[0]} values, the network takes {net.input_size}")
+        allowed = np.asarray(mask, dtype=bool).reshape(-1).tolist()
+        if len(allowed) != net.n_actions or not any(allowed):
+            raise ValueError("the mask allows no action" if len(allowed) == net.n_actions
+                             else f"mask has {len(allowed)} entries, the network has {net.n_actions} actions")
+        for weight, bias in net.hidden:
+            x = net.activation(np.dot(x, weight) + bias)
+        logits = (np.dot(x, net.head_weight) + net.head_bias).tolist()
+        top = max([v for v, ok in zip(logits, allowed) if ok])
+        exps = [math.exp(v - top) if ok else 0.0 for v, ok in zip(logits, allowed)]
         total = sum(exps)
-        probs: FloatArray = np.array([e / total for e in exps])
-        if deterministic:
-            return max((i for i in range(len(allowed)) if allowed[i]), key=lambda i: probs[i]), probs
+        shares = [e / total for e in exps]
+        probs: FloatArray = np.array(shares)
+        if deterministic:  # the first largest probability, as torch.argmax (masked ones are exactly 0)
+            return shares.index(max(shares)), probs
         if rng is None:
             raise ValueError("stochastic actions need an explicit rng (determinism)")
         return int(rng.choice(self.n_actions, p=probs)), probs
