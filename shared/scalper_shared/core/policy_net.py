@@ -116,8 +116,8 @@ class NumpyPolicy:
         for weight, bias in net.hidden:
             x = net.activation(np.dot(x, weight) + bias)
         logits = (np.dot(x, net.head_weight) + net.head_bias).tolist()
-        top = max([v for v, ok in zip(logits, allowed) if ok])
-        exps = [math.exp(v - top) if ok else 0.0 for v, ok in zip(logits, allowed)]
+        top = max([v for v, ok in zip(logits, allowed, strict=True) if ok])
+        exps = [math.exp(v - top) if ok else 0.0 for v, ok in zip(logits, allowed, strict=True)]
         total = sum(exps)
         shares = [e / total for e in exps]
         probs: FloatArray = np.array(shares)
