@@ -45,7 +45,7 @@ class _SingleRowNet(NamedTuple):
     hidden: tuple[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]], ...]
     head_weight: npt.NDArray[np.float32]
     head_bias: npt.NDArray[np.float32]
-    activation: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]]
+    activation: Callable[[FloatArray], FloatArray]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Any
 
@@ -108,7 +108,7 @@ class Authenticator:
                                 f"rate limit {self._rate_limit} exceeded for key {record.name!r}",
                                 headers={"Retry-After": f"{max(1, round(retry_after))}"})
 
-    def require(self, scope: Scope) -> Callable[..., ApiKeyRecord]:
+    def require(self, scope: Scope) -> Callable[..., Awaitable[ApiKeyRecord]]:
         """A FastAPI dependency: the caller's key record, if it has ``scope``."""
         header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
 
