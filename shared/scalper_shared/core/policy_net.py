@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -106,7 +106,7 @@ class NumpyPolicy:
         softmax runs on Python floats, cheaper than numpy's per-call overhead.
         """
         net = self._single_row
-        x = np.asarray(observation, dtype=np.float32).reshape(-1)
+        x: npt.NDArray[np.floating[Any]] = np.asarray(observation, dtype=np.float32).reshape(-1)
         if x.shape[0] != net.input_size:
             raise ValueError(f"observation has {x.shape[0]} values, the network takes {net.input_size}")
         allowed = np.asarray(mask, dtype=bool).reshape(-1).tolist()
