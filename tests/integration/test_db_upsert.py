@@ -183,3 +183,23 @@ def test_timestamps_in_other_zones_are_stored_as_the_same_instant(engine: Engine
     with engine.connect() as conn:
         first = conn.execute(select(bars.c.start).order_by(bars.c.start)).scalars().first()
     assert first == OPEN_ET_UTC
+
+
+def test_returning_marks_the_inserted_and_changed_rows_in_batch_order(engine: Engine) -> None:
+    frame = spy_frame(n=6)
+    upsert(engine, frame.iloc[:4])
+    batch = frame.iloc[::-1].reset_index(drop=True)  # 2 new rows first, then 4 stored ones
+    batch.loc[3, "close"] = batch.loc[3, "high"]  # one stored bar corrected
+    result = upsert(engine, batch, returning=True)
+    assert (result.inserted, result.updated, result.unchanged) == (2, 1, 3)
+    assert result.changed.tolist() == [True, True, False, True, False, False]
+    records = spx_records(3)
+    assert upsert(engine, records, returning=True).changed.tolist() == [True, True, True]
+    assert upsert(engine, records, returning=True).changed.tolist() == [False, False, False]
+
+
+def test_duplicate_keys_in_records_are_rejected_too(engine: Engine) -> None:
+    records = spx_records(3)
+    with pytest.raises(DuplicateKeyError, match=r"'SPX'"):
+        upsert(engine, [*records, {**records[1], "close": 6201.2}], returning=True)
+    assert table_checksum(engine)[0] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -60,6 +61,8 @@ def test_file_import_stores_every_row_or_quarantines_it_and_a_reimport_changes_n
     assert reasons == {"off_calendar": 21}
     assert "19932 inserted" in output and "21 quarantined (off_calendar 21)" in output
     assert redis_client.xlen(stream) == 19_932
+    starts = [int(json.loads(fields[b"envelope"])["id"].split(":")[2]) for _, fields in redis_client.xrange(stream)]
+    assert starts == sorted(set(starts))  # every bar once, in time order across the committed slices
 
     output = _invoke(["ingest", "file", str(path), "--symbol", "SPY"], env)
     assert _state(database_url) == (stored, checksum, quarantined, reasons)

@@ -138,3 +138,51 @@ def test_extended_hours_bars_are_stored_with_their_calendar_session(engine: Engi
     with engine.connect() as connection:
         sessions = connection.execute(text("SELECT session FROM bars ORDER BY start")).scalars().all()
     assert sessions == ["pre", "regular", "post", "post"]
+
+
+class ListSource:
+    """A bar source over given batches."""
+
+    def __init__(self, *batches: pd.DataFrame) -> None:
+        self._batches = batches
+
+    def batches(self) -> Iterator[pd.DataFrame]:
+        yield from self._batches
+
+
+def test_backfill_publishes_every_committed_slice_in_order_while_writing_the_next(
+        migrated_database_url: str, engine: Engine, redis_client: redis.Redis, stream_prefix: str) -> None:
+    from scalper_ingestion.backfill import run_backfill
+
+    observer = make_engine(migrated_database_url)
+    try:
+        producer = CommitCheckingProducer(redis_client, streams.MD_BARS, maxlen=1000, prefix=stream_prefix,
+                                          observer=observer)
+        batch = bars(*(("SPY", minute, 600.0 + minute) for minute in range(10)))
+        batch.loc[4, "high"] = 500.0  # quarantined: the counts still add up
+        slices: list[int] = []
+        total = run_backfill(ListSource(batch, bars(("QQQ", 0, 500.0))), BarWriter(engine, producer),
+                             on_batch=lambda result: slices.append(result.received), slice_rows=3)
+    finally:
+        observer.dispose()
+    assert slices == [4, 3, 3, 1]  # 9 clean bars in slices of 3 (the quarantined one with the first), then QQQ
+    assert (total.received, total.inserted, total.quarantined, total.published) == (11, 10, 1, 10)
+    assert producer.visible_at_publish[0] >= 3  # each slice was committed before it was published
+    starts = [(e.payload.symbol, e.payload.start) for e in published(redis_client, producer)]
+    assert starts[:9] == sorted(starts[:9]) and starts[9][0] == "QQQ" and len(set(starts)) == 10
+
+
+class FailingProducer(StreamProducer):
+    def publish_encoded(self, encoded: list[bytes]) -> list[str]:
+        raise redis.ConnectionError("redis went away")
+
+
+def test_a_failed_publication_stops_the_backfill_with_its_error_after_the_commit(
+        engine: Engine, redis_client: redis.Redis, stream_prefix: str) -> None:
+    from scalper_ingestion.backfill import run_backfill
+
+    producer = FailingProducer(redis_client, streams.MD_BARS, maxlen=1000, prefix=stream_prefix)
+    batch = bars(*(("SPY", minute, 600.0) for minute in range(9)))
+    with pytest.raises(redis.ConnectionError, match="redis went away"):
+        run_backfill(ListSource(batch), BarWriter(engine, producer), slice_rows=3)
+    assert 3 <= len(stored_closes(engine)) <= 6  # the first slice (and at most the one in flight) committed

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -10,7 +9,7 @@ from scalper_ingestion.quality import INVALID_SYMBOL, validate
 from scalper_ingestion.replay import Pacer, parse_speed
 from scalper_ingestion.settings import parse_symbols
 from scalper_ingestion.sources.base import conform_bars
-from scalper_ingestion.writer import WriteResult, changed_bars
+from scalper_ingestion.writer import WriteResult
 
 START = pd.Timestamp("2025-07-01 13:30", tz="UTC")
 
@@ -92,11 +91,3 @@ def test_write_results_add_up_with_their_reasons() -> None:
     assert total.stored == 9
 
 
-def test_changed_bars_picks_the_rows_whose_keys_came_back() -> None:
-    clean = pd.DataFrame({"symbol": ["SPY", "SPY", "QQQ"],
-                          "start": [START, START + pd.Timedelta(minutes=1), START], "close": [1.0, 2.0, 3.0]})
-    keys = ((("QQQ", START.to_pydatetime())), ("SPY", (START + pd.Timedelta(minutes=1)).to_pydatetime()))
-    assert changed_bars(clean, keys)["close"].tolist() == [2.0, 3.0]
-    assert changed_bars(clean, ()).empty
-    assert np.array_equal(changed_bars(clean, tuple(zip(clean["symbol"], clean["start"], strict=True)))["close"],
-                          clean["close"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -23,6 +24,8 @@ from scalper_ingestion.writer import BarWriter, WriteResult
 logger = logging.getLogger(__name__)
 
 OnBatch = Callable[[WriteResult], None]
+BACKFILL_SLICE_ROWS = 8_192
+"""Bars per committed slice: small enough that publishing one overlaps writing the next."""
 
 
 class SourceKind(StrEnum):
@@ -51,15 +54,30 @@ def file_source(path: Path, symbol: str) -> PolygonFileSource:
     return PolygonFileSource(path, symbol)
 
 
-def run_backfill(source: BarSource, writer: BarWriter, *, on_batch: OnBatch | None = None) -> WriteResult:
-    """Write every batch of ``source``; returns the totals. A batch's bars are committed (and
-    published) before the next batch is read, so an interrupted job keeps what it finished."""
+def run_backfill(source: BarSource, writer: BarWriter, *, on_batch: OnBatch | None = None,
+                 slice_rows: int = BACKFILL_SLICE_ROWS) -> WriteResult:
+    """Write every batch of ``source`` in committed slices of ``slice_rows`` bars; returns the totals.
+
+    Publication is pipelined: while one slice's bars are encoded and published (in a helper thread,
+    in order), the next slice is being written to the database. A slice is published only after
+    its commit, and the job returns (or raises) only after every committed slice was published,
+    so an interrupted job keeps and announces what it finished. ``on_batch`` sees each slice.
+    """
     total = WriteResult()
-    for batch in source.batches():
-        result = writer.write(batch)
-        total = total + result
-        if on_batch is not None:
-            on_batch(result)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-publish") as publisher:
+        publishing: Future[int] | None = None
+        try:
+            for batch in source.batches():
+                for stored in writer.store(batch, slice_rows=slice_rows):
+                    if publishing is not None:
+                        publishing.result()  # in order, one slice in flight; raises its error
+                    publishing = publisher.submit(writer.publish, stored)
+                    total = total + stored.result
+                    if on_batch is not None:
+                        on_batch(stored.result)
+        finally:
+            if publishing is not None:
+                publishing.result()
     logger.info("backfill done: %s received, %s inserted, %s updated, %s unchanged, %s quarantined %s, "
                 "%s published", total.received, total.inserted, total.updated, total.unchanged,
                 total.quarantined, total.reasons, total.published)

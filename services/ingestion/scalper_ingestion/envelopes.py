@@ -51,15 +51,15 @@ def _start_ns(bars: pd.DataFrame) -> np.ndarray:
     return pd.DatetimeIndex(bars["start"]).tz_convert("UTC").as_unit("ns").asi8
 
 
-_HH_MM = [f"{minute // 60:02d}:{minute % 60:02d}" for minute in range(1440)]
+_CLOCK = [f"T{minute // 60:02d}:{minute % 60:02d}:00Z" for minute in range(1440)]
 
 
-def _iso_minutes(epoch_ns: np.ndarray) -> tuple[list[str], list[str]]:
-    """(``YYYY-MM-DD``, ``HH:MM``) of whole-minute UTC instants; each day is formatted once."""
+def _iso_minutes(epoch_ns: np.ndarray) -> list[str]:
+    """``YYYY-MM-DDTHH:MM:00Z`` of whole-minute UTC instants; each day is formatted once."""
     minutes = epoch_ns // MINUTE_NS
     day_numbers, day_index = np.unique(minutes // 1440, return_inverse=True)
     day_text = np.datetime_as_string(day_numbers.astype("datetime64[D]"), unit="D").astype(object)
-    return day_text[day_index].tolist(), np.asarray(_HH_MM, dtype=object)[minutes % 1440].tolist()
+    return (day_text[day_index.reshape(-1)] + np.asarray(_CLOCK, dtype=object)[minutes % 1440]).tolist()
 
 
 def _json_numbers(values: pd.Series) -> list[str]:
@@ -67,8 +67,22 @@ def _json_numbers(values: pd.Series) -> list[str]:
     value is formatted once (prices repeat a lot)."""
     floats = values.astype("float64").to_numpy()
     distinct, index = np.unique(floats, return_inverse=True)  # NaNs sort last
-    text = np.array(["null" if value != value else repr(value) for value in distinct.tolist()], dtype=object)
-    return text[index.reshape(-1)].tolist()
+    missing = int(np.isnan(distinct).sum())
+    text = np.array([*map(repr, distinct[:len(distinct) - missing].tolist()), *["null"] * missing], dtype=object)
+    return text[index.reshape(-1)].tolist()  # type: ignore[no-any-return]
+
+
+def _hex_digests(digests: np.ndarray) -> list[str]:
+    """Each uint64 as 16 lowercase hex digits."""
+    text = digests.astype(">u8").tobytes().hex()
+    return [text[i:i + 16] for i in range(0, len(text), 16)]
+
+
+def _session_and_source(bars: pd.DataFrame) -> list[str]:
+    """The payload's ``"session":..,"source":..`` members of each bar (few distinct pairs)."""
+    members: dict[tuple[str, str], str] = {}
+    return [members.get(pair) or members.setdefault(pair, f'"session":"{pair[0]}","source":{json.dumps(pair[1])}')
+            for pair in zip(bars["session"].tolist(), bars["source"].tolist(), strict=True)]
 
 
 def _json_counts(values: pd.Series) -> list[str]:
@@ -87,20 +101,17 @@ def encode_bar_envelopes(bars: pd.DataFrame, *, source: str, ts_init: datetime) 
         raise ValueError("ts_init must be timezone-aware (UTC)")
     start_ns = _start_ns(bars)
     _check_minutes(start_ns)
-    envelope_source = json.dumps(source)
     init = _DATETIME.dump_json(ts_init).decode()
-    bar_sources = {value: json.dumps(value) for value in bars["source"].unique().tolist()}
+    origin = f'"source":{json.dumps(source)},"ts_event":"'
+    tail = f'","ts_init":{init},"type":"{Bar.TYPE}","version":{Bar.VERSION}}}'
     columns = zip(
-        bars["symbol"].tolist(), (start_ns // 10**6).tolist(), version_hashes(bars).tolist(),
-        *_iso_minutes(start_ns), *_iso_minutes(start_ns + MINUTE_NS),
+        bars["symbol"].tolist(), (start_ns // 10**6).tolist(), _hex_digests(version_hashes(bars)),
+        _iso_minutes(start_ns), _iso_minutes(start_ns + MINUTE_NS),
         *(_json_numbers(bars[name]) for name in ("open", "high", "low", "close", "volume", "vwap")),
-        _json_counts(bars["trade_count"]), bars["session"].tolist(), bars["source"].tolist(), strict=True)
+        _json_counts(bars["trade_count"]), _session_and_source(bars), strict=True)
     return [
-        (f'{{"correlation_id":null,"id":"{ID_PREFIX}:{symbol}:{ms}:{digest:016x}","payload":{{"close":{c},'
-         f'"high":{h},"low":{lo},"open":{o},"session":"{session}","source":{bar_sources[src]},'
-         f'"start":"{day}T{hh_mm}:00Z","symbol":"{symbol}","trade_count":{count},"volume":{volume},'
-         f'"vwap":{vwap}}},"source":{envelope_source},"ts_event":"{end_day}T{end_hh_mm}:00Z",'
-         f'"ts_init":{init},"type":"{Bar.TYPE}","version":{Bar.VERSION}}}').encode()
-        for symbol, ms, digest, day, hh_mm, end_day, end_hh_mm, o, h, lo, c, volume, vwap, count, session, src
-        in columns
+        (f'{{"correlation_id":null,"id":"{ID_PREFIX}:{symbol}:{ms}:{digest}","payload":{{"close":{c},'
+         f'"high":{h},"low":{lo},"open":{o},{session_source},"start":"{start}","symbol":"{symbol}",'
+         f'"trade_count":{count},"volume":{volume},"vwap":{vwap}}},{origin}{end}{tail}').encode()
+        for symbol, ms, digest, start, end, o, h, lo, c, volume, vwap, count, session_source in columns
     ]

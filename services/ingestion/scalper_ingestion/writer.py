@@ -13,10 +13,9 @@ published; running the import again will not republish them (they are unchanged)
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 from prometheus_client import Counter
 from sqlalchemy import Connection, Engine
@@ -66,7 +65,12 @@ class WriteResult:
                            self.quarantined + other.quarantined, self.published + other.published, reasons)
 
 
-Publish = Callable[[list[bytes]], object]
+@dataclass(frozen=True, slots=True)
+class StoredSlice:
+    """A committed slice of a batch: its counts (``published`` = bars to publish) and those bars."""
+
+    result: WriteResult
+    changed: pd.DataFrame
 
 
 class BarWriter:
@@ -84,20 +88,41 @@ class BarWriter:
 
     def write(self, batch: pd.DataFrame) -> WriteResult:
         """Validate, store and (after the commit) publish one batch of bars."""
+        result = WriteResult()
+        for stored in self.store(batch):
+            self.publish(stored)
+            result = result + stored.result
+        return result
+
+    def store(self, batch: pd.DataFrame, *, slice_rows: int | None = None) -> Iterator[StoredSlice]:
+        """Validate ``batch`` as a whole, then upsert its clean bars and commit, one transaction per
+        slice of at most ``slice_rows`` bars (all at once when None); yields each committed slice with
+        the bars to publish. The quarantined bars go with the first slice."""
         clean, quarantined = validate(batch)
-        with self.engine.begin() as connection:
-            upserted = bulk_upsert(connection, bars_table, clean[list(BAR_COLUMNS)], returning=True)
-            store_quarantined(connection, quarantined)
-        changed = changed_bars(clean, upserted.changed_keys or ())
-        published = self._publish(changed)
         reasons = reason_counts(quarantined)
         for reason, count in reasons.items():
             QUARANTINED.labels(reason).inc(count)
-        WRITTEN.labels("inserted").inc(upserted.inserted)
-        WRITTEN.labels("updated").inc(upserted.updated)
-        WRITTEN.labels("unchanged").inc(upserted.unchanged)
-        return WriteResult(len(batch), upserted.inserted, upserted.updated, upserted.unchanged,
-                           len(quarantined), published, reasons)
+        step = max(1, slice_rows or len(clean))
+        for offset in range(0, max(len(clean), 1), step):
+            part = clean.iloc[offset:offset + step]
+            first = offset == 0
+            with self.engine.begin() as connection:
+                upserted = bulk_upsert(connection, bars_table, part, columns=BAR_COLUMNS, returning=True)
+                if first:
+                    store_quarantined(connection, quarantined)
+            WRITTEN.labels("inserted").inc(upserted.inserted)
+            WRITTEN.labels("updated").inc(upserted.updated)
+            WRITTEN.labels("unchanged").inc(upserted.unchanged)
+            changed = part if upserted.changed is None else part[upserted.changed].reset_index(drop=True)
+            received = len(part) + (len(batch) - len(clean) if first else 0)
+            to_publish = len(changed) if self.producer is not None else 0
+            yield StoredSlice(WriteResult(received, upserted.inserted, upserted.updated, upserted.unchanged,
+                                          len(quarantined) if first else 0, to_publish,
+                                          reasons if first else {}), changed)
+
+    def publish(self, stored: StoredSlice) -> int:
+        """Publish a committed slice's inserted and changed bars to ``md.bars``, in time order."""
+        return self._publish(stored.changed)
 
     def _publish(self, changed: pd.DataFrame) -> int:
         if self.producer is None or changed.empty:
@@ -106,20 +131,6 @@ class BarWriter:
         encoded = encode_bar_envelopes(ordered, source=self.publish_source, ts_init=self.clock.now())
         self.producer.publish_encoded(encoded)
         return len(encoded)
-
-
-def changed_bars(clean: pd.DataFrame, changed_keys: tuple[tuple[object, ...], ...] | list) -> pd.DataFrame:
-    """The rows of ``clean`` whose ``(symbol, start)`` is among ``changed_keys``."""
-    if len(changed_keys) == len(clean):
-        return clean  # every row was new or changed (keys are unique within a validated batch)
-    if not changed_keys:
-        return clean.iloc[0:0]
-    keys = pd.DataFrame(list(changed_keys), columns=["symbol", "start"])
-    wanted = set(zip(keys["symbol"].tolist(), pd.DatetimeIndex(pd.to_datetime(keys["start"], utc=True))
-                     .as_unit("ns").asi8.tolist(), strict=True))
-    have = zip(clean["symbol"].tolist(), pd.DatetimeIndex(clean["start"]).as_unit("ns").asi8.tolist(), strict=True)
-    mask = np.fromiter(((symbol, ns) in wanted for symbol, ns in have), dtype=bool, count=len(clean))
-    return clean[mask].reset_index(drop=True)
 
 
 def quarantine_keys(quarantined: pd.DataFrame) -> list[str]:
@@ -140,4 +151,4 @@ def store_quarantined(connection: Connection, quarantined: pd.DataFrame) -> int:
     return bulk_upsert(connection, bars_quarantine, rows).inserted
 
 
-__all__ = ["BarWriter", "WriteResult", "changed_bars", "envelope_ids", "store_quarantined"]
+__all__ = ["BarWriter", "StoredSlice", "WriteResult", "envelope_ids", "store_quarantined"]

@@ -23,8 +23,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, TypeAlias
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import psycopg
 from sqlalchemy import Connection, Float, Integer, Table
@@ -34,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 Rows: TypeAlias = pd.DataFrame | Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]]
 TOUCH_COLUMN = "updated_at"
+ROW_NUMBER_COLUMN = "_upsert_row_number"  # the staged row's position in the batch (returning=True only)
 DUPLICATES_SHOWN = 3
 WORK_MEM = "64MB"  # sort and duplicate check of a large batch stay in memory (this transaction only)
 
@@ -44,13 +48,13 @@ class DuplicateKeyError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class UpsertResult:
-    """Row counts; ``changed_keys`` (only with ``returning=True``) are the keys of the inserted and
-    updated rows, as tuples in ``key`` order, sorted by key."""
+    """Row counts; ``changed`` (only with ``returning=True``) marks, for each row in the order
+    given, whether it was inserted or changed its stored values."""
 
     staged: int
     inserted: int
     updated: int
-    changed_keys: tuple[tuple[Any, ...], ...] | None = None
+    changed: npt.NDArray[np.bool_] | None = None
 
     @property
     def unchanged(self) -> int:
@@ -66,14 +70,15 @@ def bulk_upsert(connection: Connection, table: Table, rows: Rows, *,
     tuples in the order of ``columns`` (required for tuples; for the other forms it defaults to the
     DataFrame's columns or the first mapping's keys). ``key`` defaults to the primary key. Columns
     not given keep their server defaults on insert and are not touched on update. With
-    ``returning=True`` the result also lists the keys of the rows that were inserted or changed
-    (what a writer publishes after the commit); identical rows are not among them.
+    ``returning=True`` the result also marks the rows that were inserted or changed (what a writer
+    publishes after the commit); identical rows are not marked.
     """
-    batch = _batch(table, rows, columns)
+    batch = _batch(table, rows, columns, numbered=returning)
     key_names = list(key) if key is not None else [c.name for c in table.primary_key.columns]
     _check_columns(table, batch.names, key_names)
     if not batch.values:
-        return UpsertResult(0, 0, 0, () if returning else None)
+        return UpsertResult(0, 0, 0, np.zeros(0, dtype=bool) if returning else None)
+    _reject_duplicates(table, batch, key_names)
     sql = _Sql(table, batch.names, key_names, connection.dialect.identifier_preparer)
     raw = connection.connection.driver_connection
     if not isinstance(raw, psycopg.Connection):
@@ -90,23 +95,28 @@ def bulk_upsert(connection: Connection, table: Table, rows: Rows, *,
 
 
 def _stage_and_upsert(cursor: Any, sql: _Sql, batch: _Batch,
-                      returning: bool) -> tuple[int, int, tuple[tuple[Any, ...], ...] | None]:
-    """COPY into a staging table, refuse repeated keys, upsert; returns (inserted, updated, changed keys)."""
+                      returning: bool) -> tuple[int, int, npt.NDArray[np.bool_] | None]:
+    """COPY into a staging table, upsert; returns (inserted, updated, changed-row marks)."""
     cursor.execute("SELECT current_setting('work_mem'), set_config('work_mem', %s, true)", (WORK_MEM,))
     previous_work_mem = cursor.fetchone()[0]
-    cursor.execute(f"CREATE TEMP TABLE {sql.stage} (LIKE {sql.target} INCLUDING DEFAULTS) ON COMMIT DROP")
+    row_column = f", {sql.quote(ROW_NUMBER_COLUMN)} int4" if returning else ""
+    cursor.execute(f"CREATE TEMP TABLE {sql.stage} (LIKE {sql.target} INCLUDING DEFAULTS{row_column})"
+                   " ON COMMIT DROP")
     _copy_rows(cursor, sql, batch)
-    _reject_duplicates(cursor, sql)
-    changed: tuple[tuple[Any, ...], ...] | None = None
-    if returning:
-        cursor.execute(sql.upsert_returning())
-        rows = cursor.fetchall()
-        inserted = sum(1 for row in rows if row[-1])
-        updated = len(rows) - inserted
-        changed = tuple(tuple(row[:-1]) for row in rows)
-    else:
-        cursor.execute(sql.upsert())
-        inserted, updated = cursor.fetchone()
+    changed: npt.NDArray[np.bool_] | None = None
+    try:
+        if returning:
+            cursor.execute(sql.upsert_returning())
+            inserted, changed_rows = cursor.fetchone()
+            updated = len(changed_rows or ()) - inserted
+            changed = np.zeros(len(batch.values), dtype=bool)
+            changed[np.asarray(changed_rows or (), dtype=np.int64)] = True
+        else:
+            cursor.execute(sql.upsert())
+            inserted, updated = cursor.fetchone()
+    except psycopg.errors.CardinalityViolation as exc:  # keys equal to the server, not to Python
+        raise DuplicateKeyError(f"batch for table {sql.table.name} repeats a key ({', '.join(sql.key)}):"
+                                f" {exc} - dedupe the batch before upserting; nothing was written") from None
     cursor.execute(f"DROP TABLE {sql.stage}")
     cursor.execute("SELECT set_config('work_mem', %s, true)", (previous_work_mem,))
     return int(inserted), int(updated), changed
@@ -114,50 +124,72 @@ def _stage_and_upsert(cursor: Any, sql: _Sql, batch: _Batch,
 
 @dataclass(frozen=True, slots=True)
 class _Batch:
-    """Rows as tuples in the order of ``names``; ``copy_types`` overrides a column's COPY type."""
+    """Rows as tuples in the order of ``names`` (plus, when ``numbered``, the row's position last);
+    ``copy_types`` overrides a column's COPY type."""
 
     names: list[str]
     values: list[tuple[Any, ...]]
     copy_types: dict[str, str]
+    numbered: bool = False
 
 
-def _batch(table: Table, rows: Rows, columns: Sequence[str] | None) -> _Batch:
+def _batch(table: Table, rows: Rows, columns: Sequence[str] | None, *, numbered: bool = False) -> _Batch:
     if isinstance(rows, pd.DataFrame):
         names = list(columns) if columns is not None else [str(c) for c in rows.columns]
-        return _frame_batch(table, rows, names)
+        return _frame_batch(table, rows, names, numbered)
     if not rows:
-        return _Batch(list(columns or []), [], {})
+        return _Batch(list(columns or []), [], {}, numbered)
     first = rows[0]
     if isinstance(first, Mapping):
         names = list(columns) if columns is not None else [str(c) for c in first]
-        return _Batch(names, [tuple(row[n] for n in names) for row in rows], {})  # type: ignore[call-overload,index]
-    if columns is None:
+        values = [tuple(row[n] for n in names) for row in rows]  # type: ignore[call-overload,index]
+    elif columns is None:
         raise ValueError("columns= is required when rows are tuples")
-    return _Batch(list(columns), [tuple(row) for row in rows], {})
+    else:
+        names, values = list(columns), [tuple(row) for row in rows]
+    if numbered:
+        values = [(*row, number) for number, row in enumerate(values)]
+    return _Batch(names, values, {}, numbered)
 
 
-def _frame_batch(table: Table, frame: pd.DataFrame, names: list[str]) -> _Batch:
+def _frame_batch(table: Table, frame: pd.DataFrame, names: list[str], numbered: bool) -> _Batch:
     """Python values column by column: NaN/NA/NaT -> None, floats bound for integer columns -> int.
 
     Time-zone-aware datetime columns become naive UTC datetimes sent with the ``timestamp`` binary
     format, which is byte-for-byte the ``timestamptz`` format of the same UTC instant; this is 20x
-    faster than boxing every value as a ``pd.Timestamp``.
+    faster than boxing every value as a ``pd.Timestamp``. Columns become lists first (numpy's
+    ``tolist`` boxes in C), then rows are zipped from the lists.
     """
-    arrays, copy_types = [], {}
+    columns, copy_types = [], {}
     for name in names:
         series = frame[name]
-        column = table.columns.get(name)
         if isinstance(series.dtype, pd.DatetimeTZDtype):
             utc = series.dt.tz_convert("UTC").dt.tz_localize(None)
-            arrays.append(utc.to_numpy(dtype="datetime64[us]").astype(object))
+            columns.append(utc.to_numpy(dtype="datetime64[us]").tolist())  # NaT -> None
             copy_types[name] = "timestamp"
             continue
         if series.dtype.kind == "M":
             raise ValueError(f"column {name} holds naive datetimes; give time-zone-aware (UTC) values")
-        if column is not None and isinstance(column.type, Integer) and series.dtype.kind == "f":
-            series = series.astype("Int64")
-        arrays.append(series.to_numpy(dtype=object, na_value=None))
-    return _Batch(names, list(zip(*arrays, strict=True)), copy_types)
+        column = table.columns.get(name)
+        columns.append(_python_values(series, integer=column is not None and isinstance(column.type, Integer)))
+    if numbered:
+        columns.append(list(range(len(frame))))
+    return _Batch(names, list(zip(*columns, strict=True)), copy_types, numbered)
+
+
+def _python_values(series: pd.Series, *, integer: bool) -> list[Any]:
+    """One column as Python scalars, missing values as None (floats for an integer column as ints)."""
+    if integer and series.dtype.kind == "f":
+        series = series.astype("Int64")
+    if isinstance(series.dtype, np.dtype) and series.dtype.kind == "f":
+        floats = series.to_numpy()
+        values: list[Any] = floats.tolist()
+        for position in np.flatnonzero(np.isnan(floats)).tolist():
+            values[position] = None
+        return values
+    if isinstance(series.dtype, np.dtype) and series.dtype.kind in "iub":
+        return series.to_numpy().tolist()  # type: ignore[no-any-return]
+    return series.to_numpy(dtype=object, na_value=None).tolist()  # type: ignore[no-any-return]
 
 
 def _check_columns(table: Table, names: list[str], key_names: list[str]) -> None:
@@ -208,33 +240,45 @@ class _Sql:
                 " SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM upserted")
 
     def upsert_returning(self) -> str:
-        """The same upsert, returning the key and the inserted flag of every inserted or changed row."""
+        """The same upsert, returning the inserted count and the batch positions (staged row numbers)
+        of every inserted or changed row; RETURNING sees only the target row, hence the join back."""
         selected = ", ".join(self._selected(n) for n in self.names)
+        keys = ", ".join(f"t.{self.quote(n)}" for n in self.key)
+        joined = " AND ".join(f"s.{self.quote(n)} = u.{self.quote(n)}" for n in self.key)
         return (f"WITH upserted AS (INSERT INTO {self.target} AS t ({self.columns})"
                 f" SELECT {selected} FROM {self.stage}"
-                f" ON CONFLICT ({self.key_list}) {self._on_conflict()}"
-                f" RETURNING {', '.join(f't.{self.quote(n)}' for n in self.key)}, (xmax = 0) AS inserted)"
-                f" SELECT * FROM upserted ORDER BY {self.key_list}")
+                f" ON CONFLICT ({self.key_list}) {self._on_conflict()} RETURNING {keys}, (xmax = 0) AS inserted)"
+                f" SELECT count(*) FILTER (WHERE u.inserted), array_agg(s.{self.quote(ROW_NUMBER_COLUMN)})"
+                f" FROM upserted u JOIN {self.stage} s ON {joined}")
 
 
 def _copy_rows(cursor: Any, sql: _Sql, batch: _Batch) -> None:
-    """Binary COPY of the batch into the staging table."""
+    """Binary COPY of the batch into the staging table (with each row's position when numbered)."""
     cursor.execute(
         "SELECT a.attname, format_type(a.atttypid, NULL) FROM pg_attribute a"
         " WHERE a.attrelid = %s::regclass AND a.attname = ANY(%s)", (sql.stage, batch.names))
     stage_types = dict(cursor.fetchall())
-    with cursor.copy(f"COPY {sql.stage} ({sql.columns}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types([batch.copy_types.get(n, stage_types[n]) for n in batch.names])
+    types = [batch.copy_types.get(n, stage_types[n]) for n in batch.names]
+    columns = sql.columns
+    if batch.numbered:
+        columns += f", {sql.quote(ROW_NUMBER_COLUMN)}"
+        types.append("int4")
+    with cursor.copy(f"COPY {sql.stage} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(types)
         for row in batch.values:
             copy.write_row(row)
 
 
-def _reject_duplicates(cursor: Any, sql: _Sql) -> None:
-    cursor.execute(f"SELECT {sql.key_list} FROM {sql.stage} GROUP BY {sql.key_list}"
-                   f" HAVING count(*) > 1 LIMIT {DUPLICATES_SHOWN}")
-    duplicates = cursor.fetchall()
-    if duplicates:
-        shown = ", ".join(repr(tuple(str(v) for v in d)) for d in duplicates)
-        raise DuplicateKeyError(
-            f"batch for table {sql.table.name} repeats key(s) ({', '.join(sql.key)}): {shown}"
-            " - dedupe the batch before upserting; nothing was written")
+def _reject_duplicates(table: Table, batch: _Batch, key: list[str]) -> None:
+    """Raise :class:`DuplicateKeyError` naming a few repeated keys (checked here, before any write:
+    the server would find them only halfway through the upsert)."""
+    positions = [batch.names.index(n) for n in key]
+    keys = list(map(itemgetter(*positions), batch.values))
+    if len(set(keys)) == len(keys):
+        return
+    first_at: dict[Any, int] = {}
+    repeated = [i for i, k in enumerate(keys) if first_at.setdefault(k, i) != i]
+    shown = ", ".join(repr(tuple(str(batch.values[i][p]) for p in positions)) for i in repeated[:DUPLICATES_SHOWN])
+    raise DuplicateKeyError(
+        f"batch for table {table.name} repeats key(s) ({', '.join(key)}): {shown}"
+        " - dedupe the batch before upserting; nothing was written")
