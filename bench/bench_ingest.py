@@ -3,7 +3,9 @@
 Each run uses a fresh temporary database on ``BENCH_POSTGRES_URL`` (default: the local server) and a
 private stream prefix on ``BENCH_REDIS_URL`` (default: local Redis db 15); both are removed at the end.
 Prints the end-to-end rate of ``scalper ingest file`` (parse, validate, upsert + commit, encode,
-publish), the rate of an identical re-import, and where the time goes, stage by stage.
+publish; publishing a committed slice overlaps writing the next), the CPU seconds of this process,
+the PostgreSQL backend and Redis during it, the rate of an identical re-import, and what each stage
+costs when run one after the other.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TypeVar
 
 import psycopg
 import redis
+from sqlalchemy import text
 
 from scalper_ingestion.backfill import run_backfill
 from scalper_ingestion.envelopes import encode_bar_envelopes
@@ -71,19 +74,41 @@ def timed(stage: dict[str, float], name: str, work: Callable[[], T]) -> T:
     return result
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time used so far by a local process (None when it is not on this machine)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _seconds(value: float | None) -> str:
+    return "?" if value is None else f"{value:.2f}s"
+
+
 def end_to_end(paths: list[Path], client: redis.Redis) -> None:
     with fresh_database() as url, private_stream(client) as producer:
         engine = make_engine(url)
         try:
             writer = BarWriter(engine, producer)
+            with engine.connect() as connection:  # the pooled connection the writer will reuse
+                database_pid = int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+            redis_pid = int(client.info("server")["process_id"])
             for label in ("first import", "identical re-import"):
+                cpu_before = (time.process_time(), cpu_seconds(database_pid), cpu_seconds(redis_pid))
                 started = time.perf_counter()
                 total = sum((run_backfill(PolygonFileSource(path, "SPY"), writer) for path in paths[1:]),
                             run_backfill(PolygonFileSource(paths[0], "SPY"), writer))
                 seconds = time.perf_counter() - started
+                cpu = [after - before if after is not None and before is not None else None for after, before in
+                       zip((time.process_time(), cpu_seconds(database_pid), cpu_seconds(redis_pid)), cpu_before,
+                           strict=True)]
                 print(f"{label:20s}: {total.received:,} rows ({total.inserted:,} inserted, {total.unchanged:,} "
                       f"unchanged, {total.quarantined} quarantined, {total.published:,} published) in "
                       f"{seconds:.2f}s = {total.received / seconds:,.0f} bars/s (goal {GOAL:,})")
+                print(f"{'':20s}  CPU seconds: this process {_seconds(cpu[0])}, PostgreSQL backend "
+                      f"{_seconds(cpu[1])}, Redis {_seconds(cpu[2])} ({os.cpu_count()} cores)")
             assert client.xlen(producer.key) == total.stored
         finally:
             engine.dispose()
@@ -110,7 +135,7 @@ def stages(paths: list[Path], client: redis.Redis) -> None:
         finally:
             engine.dispose()
     total = sum(spent.values())
-    print(f"stages over {rows:,} rows ({total:.2f}s, {rows / total:,.0f} bars/s):")
+    print(f"stages one after the other over {rows:,} rows ({total:.2f}s, {rows / total:,.0f} bars/s):")
     for name, seconds in spent.items():
         print(f"  {name:26s} {seconds:6.2f}s  {rows / seconds:>10,.0f} bars/s  {100 * seconds / total:4.0f}%")
 
