@@ -23,6 +23,7 @@ import psycopg
 import redis
 from sqlalchemy import text
 
+from bench.procstat import cpu_seconds
 from scalper_ingestion.backfill import run_backfill
 from scalper_ingestion.envelopes import encode_bar_envelopes
 from scalper_ingestion.quality import validate
@@ -72,15 +73,6 @@ def timed(stage: dict[str, float], name: str, work: Callable[[], T]) -> T:
     result = work()
     stage[name] = stage.get(name, 0.0) + time.perf_counter() - started
     return result
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """CPU time used so far by a local process (None when it is not on this machine)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _seconds(value: float | None) -> str:

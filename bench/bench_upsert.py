@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,7 @@ import psycopg
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
+from bench.procstat import cpu_seconds
 from scalper_shared.core.calendar import trading_days
 from scalper_shared.db import BarRow, bars, bulk_upsert, downgrade, make_engine, migrate
 
@@ -95,23 +95,14 @@ def _count(engine: Engine) -> int:
         return int(conn.execute(select(func.count()).select_from(bars)).scalar_one())
 
 
-def _server_cpu_seconds(pid: int) -> float | None:
-    """CPU time used so far by a local PostgreSQL backend (None when the server is not local)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def time_bulk(engine: Engine, rows: Any, label: str) -> float:
     """Wall-clock bars/s (printed with the client + server CPU seconds: the machine may be shared)."""
     started, cpu_started = time.perf_counter(), time.process_time()
     with engine.begin() as conn:
         pid = int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
-        server_started = _server_cpu_seconds(pid)
+        server_started = cpu_seconds(pid)
         result = bulk_upsert(conn, bars, rows)
-        server_ended = _server_cpu_seconds(pid)
+        server_ended = cpu_seconds(pid)
     elapsed = time.perf_counter() - started
     client_cpu = time.process_time() - cpu_started
     rate = result.staged / elapsed
