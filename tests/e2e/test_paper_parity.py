@@ -91,7 +91,8 @@ def paper_stack(tmp_path: Path, redis_url: str, database_url: str, stream_prefix
            "PAPER_DETERMINISTIC": "true", "EXECUTION_BROKER": "paper",
            "EXECUTION_CONTRACTS_PER_ENTRY": str(CONTRACTS), "POLICY_DECISION_MAX_AGE_S": "1000000000",
            "POLICY_MODEL_POLL_S": "0.2", "FEATURES_SYMBOLS": ",".join(SYMBOLS), "INGESTION_LIVE": "false",
-           "EXECUTION_RISK_CONFIG": "{}", "STACK_READY_TIMEOUT_S": "120"}
+           "EXECUTION_RISK_CONFIG": "{}", "STACK_READY_TIMEOUT_S": "120",
+           "EXECUTION_DECISION_BAR_WAIT_MS": "60000"}
     env.update({variable: str(free_port()) for variable in PORT_VARIABLES})
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -104,13 +104,13 @@ def test_a_decision_becomes_an_alpaca_order_fill_and_position_then_exits_flat(
         database, redis_client, stream_prefix, fake) -> None:  # noqa: ANN001
     service = build(database, redis_client, stream_prefix, alpaca(fake))
     warm(service)
-    deliver(service, decision("SPY", 5, Action.BUY_CALL), "d-buy")
+    deliver(service, decision("SPY", 4, Action.BUY_CALL), "d-buy")
     with database.connect() as c:
         trade = c.execute(select(trades)).one()
     assert trade.contracts_open == 1 and trade.avg_premium == pytest.approx(1.25)
     assert [p.option_symbol for p in service.broker.positions()] == [trade.option_symbol]
     fake.fill_price = 1.50
-    deliver(service, decision("SPY", 6, Action.EXIT), "d-exit")
+    deliver(service, decision("SPY", 4, Action.EXIT), "d-exit")
     with database.connect() as c:
         trade = c.execute(select(trades)).one()
         statuses = c.execute(select(orders.c.status)).scalars().all()
@@ -131,7 +131,7 @@ def test_1000_timeouts_after_alpaca_accepted_make_no_duplicate_order(
             fake.drop_next("POST", "/v2/orders")  # accepted (and filled), the answer never arrives
         if k % 10 == 0:
             fake.drop_next("GET", "/v2/orders:by_client_order_id")  # the look-up fails too: a resubmit
-        deliver(service, decision("SPY", 5, Action.BUY_CALL if k % 2 == 0 else Action.EXIT), f"d-{k}")
+        deliver(service, decision("SPY", 4, Action.BUY_CALL if k % 2 == 0 else Action.EXIT), f"d-{k}")
     per_id = fake.orders_per_client_id()
     assert len(per_id) == 1000 and max(per_id.values()) == 1  # 0 duplicates at the broker
     assert fake.duplicates_refused >= 90  # the resubmits were answered 422 and fetched
@@ -146,7 +146,7 @@ def test_spx_is_refused_with_the_reason_and_nothing_reaches_alpaca(
         database, redis_client, stream_prefix, fake) -> None:  # noqa: ANN001
     service = build(database, redis_client, stream_prefix, alpaca(fake))
     warm(service, "SPX", 6000.0)
-    deliver(service, decision("I:SPX", 5, Action.BUY_CALL), "d-spx")
+    deliver(service, decision("I:SPX", 4, Action.BUY_CALL), "d-spx")
     reason, detail = denial(database) or ("", "")
     assert reason == BROKER_REJECTED and "Alpaca does not offer SPX index options" in detail
     assert ("POST", "/v2/orders") not in fake.requests
@@ -165,7 +165,7 @@ def test_a_position_opened_elsewhere_halts_trading_at_start_and_entries_are_deni
     assert state == "halted" and reason.startswith(RECONCILIATION_MISMATCH)
     assert "QQQ250701P00500000: ours 0, broker 2" in reason and "manual-1" in reason
     warm(service)
-    deliver(service, decision("SPY", 5, Action.BUY_CALL), "d-refused")
+    deliver(service, decision("SPY", 4, Action.BUY_CALL), "d-refused")
     assert denial(database) is not None and "halted" in denial(database)[0]
     assert ("POST", "/v2/orders") not in fake.requests
 
@@ -194,7 +194,7 @@ def test_matching_positions_and_orders_keep_trading_active(
         database, redis_client, stream_prefix, fake) -> None:  # noqa: ANN001
     service = build(database, redis_client, stream_prefix, alpaca(fake))
     warm(service)
-    deliver(service, decision("SPY", 5, Action.BUY_CALL), "d-held")
+    deliver(service, decision("SPY", 4, Action.BUY_CALL), "d-held")
     restarted = build(database, redis_client, stream_prefix, alpaca(fake))
     assert reconcile_at_start(restarted) == []
     assert restarted.engine.state.trading_state is TradingState.ACTIVE

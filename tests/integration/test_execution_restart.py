@@ -84,7 +84,7 @@ def test_sigkill_mid_order_then_restart_reconciles_without_duplicate_or_lost_fil
                      and client.xinfo_groups(stream_prefix + streams.MD_BARS)[0]["pending"] == 0
                      and client.xinfo_groups(stream_prefix + streams.MD_BARS)[0]["entries-read"] == 5,
                      30, "the bars to be consumed")
-            publish(streams.POLICY_DECISIONS, decision("SPY", 5, Action.BUY_CALL))
+            publish(streams.POLICY_DECISIONS, decision("SPY", 4, Action.BUY_CALL))
             wait_for(lambda: [r for r in rows(orders) if r.status == "accepted"], 30, "the broker to accept")
             process.send_signal(signal.SIGKILL)
             process.wait(10)

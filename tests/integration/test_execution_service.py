@@ -3,6 +3,7 @@ limit at the broker, timeouts without duplicates, redelivery, the kill switch ov
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ from scalper_execution.api import install_routes
 from scalper_execution.brokers.base import BrokerOrder, BrokerTimeout
 from scalper_execution.brokers.paper import PaperBroker
 from scalper_execution.engine import ORDER_RATE_LIMIT, ExecutionConfig, ExecutionEngine
-from scalper_execution.service import ExecutionService, StreamPublisher
+from scalper_execution.service import DECISIONS_AHEAD, ExecutionService, StreamPublisher
 from scalper_execution.store import Store
 from scalper_shared.bus import Delivery, StreamProducer
 from scalper_shared.clock import FakeClock, SequentialIds
@@ -69,7 +70,7 @@ def database(migrated_database_url: str) -> Iterator:  # noqa: ANN401
 
 
 def build(database, redis_client: redis.Redis, prefix: str, risk: RiskConfig, rate: str = "100000/1s",
-          wrap=None) -> ExecutionService:  # noqa: ANN001
+          wrap=None, bar_wait_s: float = 5.0) -> ExecutionService:  # noqa: ANN001
     clock = FakeClock(datetime(2025, 7, 1, 14, 0, tzinfo=UTC))
     engine = ExecutionEngine(risk, DEFAULT_PREMIUM_CONFIG, clock, FakeMonotonic(),
                              ExecutionConfig(1, RateLimit.parse(rate)))
@@ -78,7 +79,7 @@ def build(database, redis_client: redis.Redis, prefix: str, risk: RiskConfig, ra
                  for s in (streams.ORDERS_EVENTS, streams.POSITIONS_STATE)]
     ids = SequentialIds("evt")
     service = ExecutionService(engine, Store(database), wrap(broker) if wrap else broker,
-                               StreamPublisher(*producers, clock, ids), clock, ids)
+                               StreamPublisher(*producers, clock, ids), clock, ids, bar_wait_s=bar_wait_s)
     service.restore()
     return service
 
@@ -104,7 +105,7 @@ def test_101_orders_in_one_second_exactly_100_reach_the_broker(database, redis_c
     warm(service)
     for k in range(101):
         service.engine._monotonic.now = k * 0.009  # type: ignore[attr-defined]
-        deliver(service, decision("SPY", 5, Action.BUY_CALL if k % 2 == 0 else Action.EXIT), f"burst-{k}")
+        deliver(service, decision("SPY", 4, Action.BUY_CALL if k % 2 == 0 else Action.EXIT), f"burst-{k}")
     assert count(database, paper_orders) == 100
     denied = count(database, risk_events, risk_events.c.kind == "denied", risk_events.c.reason == ORDER_RATE_LIMIT)
     assert denied == 1
@@ -117,7 +118,7 @@ def test_1000_timeouts_after_the_broker_accepted_make_no_duplicate(database, red
     service = build(database, redis_client, stream_prefix, CHURN, wrap=TimeoutAfterAccept)
     warm(service)
     for k in range(1000):
-        deliver(service, decision("SPY", 5, Action.BUY_CALL if k % 2 == 0 else Action.EXIT), f"d-{k}")
+        deliver(service, decision("SPY", 4, Action.BUY_CALL if k % 2 == 0 else Action.EXIT), f"d-{k}")
     assert service.broker.submits == 1000  # type: ignore[attr-defined]
     assert count(database, paper_orders) == 1000
     assert count(database, orders, orders.c.status == "filled") == 1000
@@ -127,13 +128,43 @@ def test_1000_timeouts_after_the_broker_accepted_make_no_duplicate(database, red
     assert service.broker.positions() == []
 
 
+def entry_strike(database) -> str:  # noqa: ANN001
+    with database.connect() as c:
+        return c.execute(select(orders.c.option_symbol).where(orders.c.side == "buy")).scalar_one()[-8:]
+
+
+def test_a_decision_ahead_of_its_bar_waits_for_it_and_enters_on_that_bar(
+        database, redis_client, stream_prefix) -> None:
+    service = build(database, redis_client, stream_prefix, RiskConfig())
+    warm(service)  # bars 0-4 near 600
+    waiting = threading.Thread(target=deliver, args=(service, decision("SPY", 5, Action.BUY_CALL), "early"))
+    waiting.start()
+    waiting.join(0.3)
+    assert waiting.is_alive() and count(database, orders) == 0  # held, not entered on bar 4
+    deliver(service, bar("SPY", 5, 610.0), "bar-SPY-5")
+    waiting.join(5)
+    assert not waiting.is_alive()
+    assert entry_strike(database) == "00610000"  # the strike of bar 5's close, not bar 4's 600
+
+
+def test_a_decision_whose_bar_never_comes_goes_on_after_the_wait(database, redis_client, stream_prefix) -> None:
+    service = build(database, redis_client, stream_prefix, RiskConfig(), bar_wait_s=0.2)
+    warm(service)
+    before = DECISIONS_AHEAD._value.get()
+    started = time.monotonic()
+    deliver(service, decision("SPY", 5, Action.BUY_CALL), "no-bar")
+    assert 0.2 <= time.monotonic() - started < 2.0
+    assert entry_strike(database) == "00600000"
+    assert DECISIONS_AHEAD._value.get() == before + 1
+
+
 def test_a_redelivered_decision_makes_one_order(database, redis_client, stream_prefix) -> None:
     service = build(database, redis_client, stream_prefix, RiskConfig())
     warm(service)
     for _ in range(3):
-        deliver(service, decision("SPY", 5, Action.BUY_CALL), "same-envelope")
+        deliver(service, decision("SPY", 4, Action.BUY_CALL), "same-envelope")
     restarted = build(database, redis_client, stream_prefix, RiskConfig())
-    deliver(restarted, decision("SPY", 5, Action.BUY_CALL), "same-envelope")
+    deliver(restarted, decision("SPY", 4, Action.BUY_CALL), "same-envelope")
     assert count(database, paper_orders) == 1 and count(database, orders) == 1
 
 
@@ -142,7 +173,7 @@ def test_the_kill_switch_over_rest_leaves_every_position_flat_within_a_second(
     service = build(database, redis_client, stream_prefix, RiskConfig())
     for symbol, price in (("SPY", 600.0), ("QQQ", 500.0), ("SPX", 6000.0)):
         warm(service, symbol, price)
-        deliver(service, decision(symbol, 5, Action.BUY_PUT), f"open-{symbol}")
+        deliver(service, decision(symbol, 4, Action.BUY_PUT), f"open-{symbol}")
     assert len(service.broker.positions()) == 3
     keys = [ApiKeyRecord(name="reader", sha256=hash_key("r-key"), scopes=frozenset({Scope.READ})),
             ApiKeyRecord(name="trader", sha256=hash_key("t-key"), scopes=frozenset({Scope.TRADE}))]

@@ -171,6 +171,11 @@ class ExecutionEngine:
             self._markets[key] = MarketState(key, self.premium.realised_vol_window)
         return self._markets[key]
 
+    def bar_seen(self, symbol: str, start: datetime) -> bool:
+        """Whether the underlying's bar starting at ``start`` (or a later one) has been applied."""
+        last = self.market(symbol).last_bar
+        return last is not None and last.start >= start
+
     def quote_option(self, option_symbol: str) -> OptionQuote | None:
         """The modelled quote of an option from its underlying's last bar (the paper broker's prices)."""
         parts = parse_occ(option_symbol)

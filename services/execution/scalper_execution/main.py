@@ -57,7 +57,8 @@ def build_service(settings: ExecutionSettings) -> tuple[ExecutionService, list[T
                  for name in (streams.ORDERS_EVENTS, streams.POSITIONS_STATE)}
     publisher = StreamPublisher(producers[streams.ORDERS_EVENTS], producers[streams.POSITIONS_STATE], clock,
                                 uuid_ids)
-    service = ExecutionService(engine, Store(database), broker, publisher, clock, uuid_ids)
+    service = ExecutionService(engine, Store(database), broker, publisher, clock, uuid_ids,
+                               bar_wait_s=settings.decision_bar_wait_ms / 1000)
     service.restore()
     if live is not None:
         reconcile_at_start(service)  # HALTED with the reason on any mismatch with the broker

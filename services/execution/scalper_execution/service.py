@@ -15,11 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from prometheus_client import Counter
+
 from scalper_execution.brokers.base import Broker, BrokerError, BrokerOrder, BrokerRejected, BrokerStatus
 from scalper_execution.engine import Effects, ExecutionEngine, OpenOrder
 from scalper_execution.store import Store
 from scalper_shared.bus import Delivery, StreamProducer
 from scalper_shared.clock import Clock, IdFactory
+from scalper_shared.core.actions import Action
 from scalper_shared.schema import make_envelope
 from scalper_shared.schema.envelope import Message
 from scalper_shared.schema.messages import (
@@ -34,6 +37,9 @@ from scalper_shared.schema.messages import (
 )
 
 logger = logging.getLogger(__name__)
+
+DECISIONS_AHEAD = Counter("scalper_execution_decisions_ahead_of_bar_total",
+                          "Decisions acted on before their own bar reached execution (waited bar_wait_s)")
 
 SOURCE = "execution"
 BROKER_REJECTED = "broker_rejected"
@@ -72,7 +78,8 @@ class _Outcome:
 
 class ExecutionService:
     def __init__(self, engine: ExecutionEngine, store: Store, broker: Broker, publisher: Publisher,
-                 clock: Clock, ids: IdFactory, send_policy: SendPolicy | None = None) -> None:
+                 clock: Clock, ids: IdFactory, send_policy: SendPolicy | None = None, *,
+                 bar_wait_s: float = 5.0) -> None:
         self.engine = engine
         self.store = store
         self.broker = broker
@@ -81,6 +88,8 @@ class ExecutionService:
         self.ids = ids
         self.send_policy = send_policy or SendPolicy()
         self.lock = threading.RLock()
+        self.bar_wait_s = bar_wait_s
+        self._bar_applied = threading.Condition()
 
     # -- start ------------------------------------------------------------------------------------
 
@@ -100,6 +109,8 @@ class ExecutionService:
                 with self.lock:  # the bar and the fills it triggers, before any decision gets in
                     self._guarded(lambda bar=delivery.envelope.payload: self.engine.on_bar(bar))
                     self._guarded(self._fill_next_bar_orders)
+                with self._bar_applied:
+                    self._bar_applied.notify_all()
 
     def _fill_next_bar_orders(self) -> Effects:
         """Orders the broker fills on the next bar (the paper broker's deterministic stops): record them."""
@@ -116,7 +127,28 @@ class ExecutionService:
         for delivery in batch:
             payload = delivery.envelope.payload
             if isinstance(payload, PolicyDecision):
+                self._await_bar(payload)
                 self._guarded(lambda d=payload, i=delivery.envelope.id: self.engine.on_decision(d, i))
+
+    def _await_bar(self, decision: PolicyDecision) -> None:
+        """Hold a decision until its own bar has been applied (up to ``bar_wait_s``).
+
+        The two consumers run apart, so a decision on minute m can arrive before execution has seen
+        bar m: the entry would take its strike and price from the bar before, the exit would miss
+        that bar's stop and take-profits. Past the wait the decision goes on with the last bar seen.
+        """
+        if decision.action is Action.HOLD:
+            return
+        with self._bar_applied:
+            if self._bar_applied.wait_for(lambda: self._bar_seen(decision), timeout=self.bar_wait_s):
+                return
+        DECISIONS_AHEAD.inc()
+        logger.warning("decision on %s %s acted on without its bar (none within %.1fs)", decision.symbol,
+                       decision.minute.isoformat(), self.bar_wait_s)
+
+    def _bar_seen(self, decision: PolicyDecision) -> bool:
+        with self.lock:
+            return self.engine.bar_seen(decision.symbol, decision.minute)
 
     # -- operator commands -------------------------------------------------------------------------
 

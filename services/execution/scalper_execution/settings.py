@@ -21,6 +21,8 @@ class ExecutionSettings(ServiceSettings, ApiSettingsMixin, LiveSettingsMixin):
     order_rate_limit: str = Field("100/1s", validation_alias="EXECUTION_ORDER_RATE_LIMIT")
     risk_config: dict[str, Any] = Field(default_factory=dict, validation_alias="EXECUTION_RISK_CONFIG",
                                         description="JSON of RiskConfig fields; unset fields keep their defaults")
+    decision_bar_wait_ms: int = Field(5000, ge=0, validation_alias="EXECUTION_DECISION_BAR_WAIT_MS",
+                                      description="How long a decision waits for its own bar to reach execution")
     reconcile_interval_ms: int = Field(250, gt=0, validation_alias="EXECUTION_RECONCILE_INTERVAL_MS")
     paper_deterministic: bool = Field(True, validation_alias="PAPER_DETERMINISTIC")
     paper_latency_ms: int = Field(0, ge=0, validation_alias="PAPER_LATENCY_MS")
