@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -40,6 +39,7 @@ from scalper_shared.schema.training import TrainConfig
 from scalper_shared.settings import load_settings
 from scalper_trainer.env import EnvConfig, make_vec_env, synthetic_episodes
 from scalper_trainer.registry import Manifest, model_id_for_job, register_model, write_artifacts
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -108,10 +108,8 @@ def promote(settings: StackSettings, key: str, model_id: str, timeout_s: float =
     policy = next(ep for ep in stack.endpoints() if ep.spec.name == "policy")
     with httpx.Client(base_url=policy.base_url, headers={"X-API-Key": key}, timeout=10) as http:
         http.post(f"/v1/models/{model_id}/promote").raise_for_status()
-        deadline = time.monotonic() + timeout_s
-        while http.get("/v1/policy/model").json().get("model_id") != model_id:
-            assert time.monotonic() < deadline, "the policy never served the promoted model"
-            time.sleep(0.2)
+        wait_until(lambda: http.get("/v1/policy/model").json().get("model_id") == model_id, timeout_s,
+                   "the policy to serve the promoted model", poll_s=0.2)
 
 
 def test_a_paper_day_equals_the_backtest_trade_for_trade(

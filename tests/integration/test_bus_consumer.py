@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -88,6 +87,14 @@ def pending_count(client: redis.Redis, key: str) -> int:
     return int(client.xpending(key, GROUP)["pending"])
 
 
+def wait_idle_past_claim(client: redis.Redis, key: str) -> None:
+    """Until every pending entry of the group has been idle longer than ``fast_config``'s claim timeout."""
+    idle_ms = fast_config().claim_idle_ms
+    wait_until(lambda: all(e["time_since_delivered"] > idle_ms
+                           for e in client.xpending_range(key, GROUP, "-", "+", 100)),
+               5, "pending entries idle past the claim timeout", poll_s=0.01)
+
+
 def metric(name: str, key: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, {"stream": key, "group": GROUP, **labels}) or 0.0
 
@@ -99,7 +106,7 @@ def test_entries_are_acknowledged_only_after_the_handler_returned(redis_client, 
     assert pending_count(redis_client, failing.key) == 2
     assert read_dead_letters(redis_client, STREAM, prefix=stream_prefix) == []
 
-    time.sleep(0.1)  # idle past claim_idle_ms: a healthy consumer reclaims and commits them
+    wait_idle_past_claim(redis_client, failing.key)  # a healthy consumer now reclaims and commits them
     healthy = Recorder()
     recovered = runner(redis_client, stream_prefix, healthy, name="c2")
     recovered.poll()
@@ -115,7 +122,7 @@ def test_reclaimed_entries_carry_their_delivery_count(redis_client, stream_prefi
     redis_client.xreadgroup(GROUP, "crashed", {crashed.key: ">"}, count=10)  # read, then "crash"
     seen: list[Delivery] = []
     survivor = runner(redis_client, stream_prefix, seen.extend, name="survivor")
-    time.sleep(0.1)
+    wait_idle_past_claim(redis_client, crashed.key)
     survivor.poll()
     assert [(d.envelope.id, d.deliveries) for d in seen] == [("msg-1", 2)]
     assert pending_count(redis_client, crashed.key) == 0
@@ -127,7 +134,7 @@ def test_pending_entries_lost_to_trimming_are_counted_and_cleared(redis_client, 
     crashed.ensure_group()
     redis_client.xreadgroup(GROUP, "crashed", {crashed.key: ">"}, count=3)
     redis_client.xtrim(crashed.key, maxlen=0, approximate=False)  # a producer's MAXLEN outran the group
-    time.sleep(0.1)
+    wait_idle_past_claim(redis_client, crashed.key)
     handler = Recorder()
     runner(redis_client, stream_prefix, handler, name="survivor").poll()
     assert handler.committed == []

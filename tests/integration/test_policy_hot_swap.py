@@ -4,7 +4,6 @@ refused with its reason while the old one keeps serving."""
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,7 @@ from scalper_shared.runtime.api_security import Scope
 from scalper_shared.runtime.bootstrap import Connections
 from tests.integration.policy_support import register
 from tests.unit.policy_support import fake_clock, headers, observation, settings
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -43,9 +43,7 @@ def _sync(connections: Connections, holder: ModelHolder, prefix: str) -> Promote
 
 
 def _wait_for_requests(results: list, count: int) -> None:
-    deadline = time.monotonic() + 30
-    while len(results) < count and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: len(results) >= count, 30, f"{count} requests", poll_s=0.01)
 
 
 def test_promotions_swap_the_model_under_load_without_a_failed_request(
@@ -109,8 +107,6 @@ def test_the_running_app_picks_up_a_promotion_made_through_the_api(
         request = {"symbol": "SPY", "observation": observation()}
         assert client.post(ACTION, json=request, headers=headers(Scope.INFER)).status_code == 503
         assert client.post("/v1/models/model-a/promote", headers=headers(Scope.ADMIN)).status_code == 200
-        deadline = time.monotonic() + 10
-        while client.post(ACTION, json=request, headers=headers(Scope.INFER)).status_code != 200:
-            assert time.monotonic() < deadline, "the promoted model was not picked up"
-            time.sleep(0.05)
+        wait_until(lambda: client.post(ACTION, json=request, headers=headers(Scope.INFER)).status_code == 200,
+                   10, "the promoted model to be picked up")
         assert client.post(ACTION, json=request, headers=headers(Scope.INFER)).json()["model_id"] == "model-a"

@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import pytest
 from scalper_cli.infra import ensure_database, postgres_answers
 from scalper_cli.processes import free_port, is_running
 from scalper_cli.stack import SERVICE_NAMES
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -103,9 +103,7 @@ def test_a_second_up_leaves_running_services_alone_and_restarts_a_killed_one(cli
     _assert_up(cli("stack", "up"))
     before = cli.pids()
     os.kill(before["features"], signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while is_running(before["features"]) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: not is_running(before["features"]), 10, "the killed features service to be gone")
 
     second = cli("stack", "up")
 

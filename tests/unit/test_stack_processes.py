@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from scalper_cli.processes import (
@@ -20,6 +19,7 @@ from scalper_cli.processes import (
     tail,
     write_pid,
 )
+from tests.waiting import wait_until
 
 SLEEPER = "import time; time.sleep(60)  # scalper-test-sleeper"
 TERM_IGNORER = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('armed', flush=True); "
@@ -49,10 +49,7 @@ def test_a_pid_whose_command_line_lacks_the_marker_is_not_the_service(tmp_path: 
 
 def test_an_unreaped_dead_child_counts_as_dead() -> None:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
-    deadline = time.monotonic() + 10
-    while is_running(child.pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not is_running(child.pid)  # a zombie until waited for
+    wait_until(lambda: not is_running(child.pid), 10, "the exited child to count as dead")  # a zombie until waited for
     child.wait()
 
 
@@ -65,9 +62,7 @@ def test_stop_sends_sigterm_and_reports_a_clean_stop(tmp_path: Path) -> None:
 
 def test_stop_kills_a_process_that_ignores_sigterm_after_the_timeout(tmp_path: Path) -> None:
     pid = _spawn(tmp_path, TERM_IGNORER)
-    deadline = time.monotonic() + 10
-    while "armed" not in (tmp_path / "child.log").read_text() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: "armed" in (tmp_path / "child.log").read_text(), 10, "the child to ignore SIGTERM")
     [result] = stop_processes([StopTarget("stubborn", pid, "scalper-test-ignorer")], timeout_s=0.5)
     assert result.outcome == "killed"
     assert not is_running(pid)
