@@ -1,7 +1,8 @@
-"""Batch and streaming features agree on the real bar files; neither looks into the future."""
+"""Batch and streaming features agree bit for bit on the real bar files; neither looks into the future."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -9,15 +10,15 @@ import pytest
 
 from scalper_shared.core.features import FEATURE_SPEC, BarArrays, IncrementalFeatures, symbol_features
 from scalper_shared.core.features.agreement import batch_symbols, differences, stream_symbols
+from scalper_shared.core.features.numeric import libm_log
 from tests.unit.features_support import first_days, load
-
-TOLERANCE = 1e-9
 
 
 def _assert_agree(frame, rows) -> None:
+    """Equal to the last bit (the same arithmetic in the same order; ``libm_log`` for numpy's SIMD log)."""
     assert [r.minute for r in rows] == frame.minutes.tolist()
-    np.testing.assert_allclose(np.array([r.values for r in rows]), frame.values, rtol=TOLERANCE, atol=1e-12)
-    assert all(d.max_rel <= TOLERANCE for d in differences(frame, rows))
+    np.testing.assert_array_equal(np.array([r.values for r in rows]), frame.values)
+    assert all(d.max_abs == 0 and d.max_rel == 0 for d in differences(frame, rows))
 
 
 def test_batch_and_streaming_agree_on_the_july_spy_file_including_the_early_close(shared_data: Path) -> None:
@@ -37,6 +38,14 @@ def test_batch_and_streaming_agree_on_spy_and_qqq_with_cross_symbol_context(shar
     qqq = frames["QQQ"].values
     assert np.abs(qqq[:, FEATURE_SPEC.index("relative_strength")]).max() > 0
     assert np.abs(qqq[:, FEATURE_SPEC.index("peer_ret_5")]).max() > 0
+
+
+def test_the_batch_log_is_math_log_element_by_element() -> None:
+    ratios = np.random.default_rng(1).uniform(0.9, 1.1, (200, 500))  # np.log differs on AVX-512 machines
+    assert libm_log(ratios).ravel().tolist() == [math.log(x) for x in ratios.ravel().tolist()]
+    with np.errstate(divide="ignore"):
+        edge = libm_log(np.array([np.nan, 0.0, 1.0]))
+    assert np.isnan(edge[0]) and edge[1] == -np.inf and edge[2] == 0.0
 
 
 @pytest.mark.parametrize("key", ["SPY_JUL", "SPY", "QQQ"])

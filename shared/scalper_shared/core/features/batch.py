@@ -17,6 +17,7 @@ import numpy.typing as npt
 from scipy.signal import lfilter
 
 from scalper_shared.core.features.context import context_returns
+from scalper_shared.core.features.numeric import libm_log
 from scalper_shared.core.features.sessions import (
     MINUTE_MS,
     BarArrays,
@@ -157,7 +158,7 @@ def _compute(g: _Grid, ref_ret: FloatArray, peer_ret: FloatArray, spec: FeatureS
     atr_used = np.maximum(atr, p.atr_floor_fraction * g.c)
     col = MARKET_INDEX
 
-    returns = {k: p.return_scale * np.log(g.c / _lagged(g.c, k, first_open)) for k in p.return_horizons}
+    returns = {k: p.return_scale * libm_log(g.c / _lagged(g.c, k, first_open)) for k in p.return_horizons}
     for k in p.return_horizons:
         out[..., col[f"ret_{k}"]] = returns[k]
     out[..., col["dist_ema9"]] = (g.c - ema(g.c, p.ema_alpha(p.ema_fast))) / atr_used

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from scalper_shared.core.features.numeric import libm_log
 from scalper_shared.core.features.sessions import (
     MINUTE_MS,
     FloatArray,
@@ -55,7 +56,7 @@ def context_returns(minutes: IntArray, other: SessionBars | None, horizon: int,
     present = now >= 0
     past_close = np.where(past >= 0, real_c[np.maximum(past, 0)], other.bars.o[0])
     ratio = real_c[np.maximum(now, 0)] / past_close
-    out[present] = scale * np.log(ratio[present])
+    out[present] = scale * libm_log(ratio[present])
     return out
 
 
