@@ -130,5 +130,6 @@ def serve(app: FastAPI, host: str, port: int) -> None:
     """Run ``app`` until SIGTERM/SIGINT; uvicorn then runs the lifespan shutdown."""
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
+    # ws="none": no service serves websockets (uvicorn's default would import websockets.legacy)
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, ws="none")
     uvicorn.Server(config).run()
