@@ -52,3 +52,24 @@ def test_healthz_is_503_when_a_worker_died() -> None:
         worker.join(2)
         response = client.get("/healthz")
     assert response.status_code == 503 and response.json()["dead_workers"] == ["dies"]
+
+
+def test_an_unknown_query_parameter_is_rejected_with_its_name() -> None:
+    app = build_service_app("t", registry=CollectorRegistry())
+
+    @app.get("/items")
+    def items(limit: int = 10) -> dict[str, int]:
+        return {"limit": limit}
+
+    with TestClient(app) as client:
+        assert client.get("/items", params={"limit": 3}).json() == {"limit": 3}
+        refused = client.get("/items", params={"limt": 3, "zz": 1})
+        assert client.get("/healthz", params={"verbose": 1}).status_code == 422
+    assert refused.status_code == 422
+    assert [(e["loc"], e["type"]) for e in refused.json()["detail"]] == [
+        (["query", "limt"], "extra_forbidden"), (["query", "zz"], "extra_forbidden")]
+
+
+def test_metrics_is_documented_as_plain_text() -> None:
+    schema = build_service_app("t", registry=CollectorRegistry()).openapi()
+    assert list(schema["paths"]["/metrics"]["get"]["responses"]["200"]["content"]) == ["text/plain"]

@@ -45,9 +45,10 @@ RESULT_TTL_S = 30 * 86_400
 class EvaluationJobs:
     """Rows in ``evaluations`` plus jobs on the ``evaluation`` queue (the trainer worker runs them)."""
 
-    def __init__(self, redis: Redis, engine: Engine, new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+    def __init__(self, redis: Redis, engine: Engine, new_id: Callable[[], str] = lambda: uuid.uuid4().hex, *,
+                 queue_name: str = EVALUATION_QUEUE) -> None:
         self.engine, self.new_id = engine, new_id
-        self.queue = Queue(EVALUATION_QUEUE, connection=redis, serializer=JSONSerializer)
+        self.queue = Queue(queue_name, connection=redis, serializer=JSONSerializer)
 
     def model_exists(self, model_id: str) -> bool:
         with self.engine.connect() as connection:
@@ -73,6 +74,12 @@ def evaluation_view(row: dict) -> EvaluationView:  # type: ignore[type-arg]
         created_at=row["created_at"], updated_at=row["updated_at"])
 
 
+NO_MODEL = {"description": "No registered model with this id"}
+NO_EVALUATION = {"description": "No evaluation with this id"}
+NO_FILE = {"description": "No evaluation with this id, or no such file in its report"}
+NOT_FINISHED = {"description": "The evaluation has not finished: no report yet"}
+
+
 def evaluations_router(jobs: EvaluationJobs, auth: Authenticator) -> APIRouter:
     router = APIRouter(prefix="/v1/evaluations", tags=["evaluations"])
 
@@ -92,7 +99,7 @@ def evaluations_router(jobs: EvaluationJobs, auth: Authenticator) -> APIRouter:
         return path
 
     @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=EvaluationAccepted,
-                 dependencies=[Depends(auth.require(Scope.TRAIN))])
+                 dependencies=[Depends(auth.require(Scope.TRAIN))], responses={404: NO_MODEL})
     def submit(request: EvaluationRequest, response: Response) -> EvaluationAccepted:
         """Queue an evaluation of a registered model over ``start..end``."""
         if not jobs.model_exists(request.model_id):
@@ -102,18 +109,22 @@ def evaluations_router(jobs: EvaluationJobs, auth: Authenticator) -> APIRouter:
         response.headers["Location"] = location
         return EvaluationAccepted(id=evaluation_id, status=EvaluationStatus.QUEUED, status_url=location)
 
-    @router.get("/{evaluation_id}", response_model=EvaluationView, dependencies=[Depends(auth.require(Scope.READ))])
+    @router.get("/{evaluation_id}", response_model=EvaluationView, dependencies=[Depends(auth.require(Scope.READ))],
+                responses={404: NO_EVALUATION})
     def get_evaluation(evaluation_id: str) -> EvaluationView:
         return evaluation_view(_row(evaluation_id))
 
     @router.get("/{evaluation_id}/report", response_class=FileResponse,
-                dependencies=[Depends(auth.require(Scope.READ))])
+                dependencies=[Depends(auth.require(Scope.READ))],
+                responses={200: {"content": {"text/html": {}}}, 404: NO_FILE, 409: NOT_FINISHED})
     def get_report(evaluation_id: str) -> FileResponse:
         """The HTML report (its images resolve to ``/v1/evaluations/{id}/<plot>.png``)."""
         return FileResponse(_report_file(evaluation_id, REPORT_FILE), media_type="text/html")
 
     @router.get("/{evaluation_id}/{name}", response_class=FileResponse,
-                dependencies=[Depends(auth.require(Scope.READ))])
+                dependencies=[Depends(auth.require(Scope.READ))],
+                responses={200: {"content": {"image/png": {}, "application/json": {}}}, 404: NO_FILE,
+                           409: NOT_FINISHED})
     def get_file(evaluation_id: str, name: str) -> FileResponse:
         """A plot (``*.png``) or ``metrics.json`` of a finished evaluation."""
         if not FILE_NAME.match(name):

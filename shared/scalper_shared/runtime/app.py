@@ -13,8 +13,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol
 
-from fastapi import FastAPI, Response
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 logger = logging.getLogger(__name__)
@@ -65,6 +67,27 @@ class ThreadWorker:
         return self._thread.is_alive()
 
 
+def reject_unknown_query(request: Request) -> None:
+    """422 naming every query parameter the route does not declare: a mistyped filter must not be
+    silently ignored (and answered as if it were absent)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None or not request.query_params:
+        return
+    unknown = sorted(set(request.query_params) - _query_names(dependant))
+    if unknown:
+        raise RequestValidationError([{"type": "extra_forbidden", "loc": ("query", name),
+                                       "msg": "Unknown query parameter", "input": request.query_params[name]}
+                                      for name in unknown])
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
 def build_service_app(
     name: str,
     *,
@@ -94,9 +117,11 @@ def build_service_app(
                 else:
                     logger.info("worker %s stopped", worker.name)
 
-    app = FastAPI(title=f"scalper-{name}", lifespan=lifespan, **fastapi_kwargs)  # type: ignore[arg-type]
+    dependencies = [Depends(reject_unknown_query), *fastapi_kwargs.pop("dependencies", [])]  # type: ignore[misc]
+    app = FastAPI(title=f"scalper-{name}", lifespan=lifespan, dependencies=dependencies,
+                  **fastapi_kwargs)  # type: ignore[arg-type]
 
-    @app.get("/healthz", tags=["ops"])
+    @app.get("/healthz", tags=["ops"], responses={503: {"description": "A background worker has died"}})
     def healthz() -> dict[str, object]:
         """Liveness: the process serves requests and its workers are running."""
         dead = [w.name for w in workers if not w.is_alive()]
@@ -104,7 +129,7 @@ def build_service_app(
             return JSONResponse({"status": "unhealthy", "dead_workers": dead}, status_code=503)  # type: ignore[return-value]
         return {"status": "ok", "service": name}
 
-    @app.get("/readyz", tags=["ops"])
+    @app.get("/readyz", tags=["ops"], responses={503: {"description": "A dependency does not answer"}})
     def readyz() -> Response:
         """Readiness: every dependency (Redis, database, ...) answers."""
         results: dict[str, str] = {}
@@ -119,7 +144,7 @@ def build_service_app(
         return JSONResponse({"status": "ready" if ok else "not ready", "checks": results},
                             status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["ops"])
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
