@@ -67,7 +67,7 @@ class ThreadWorker:
         return self._thread.is_alive()
 
 
-def reject_unknown_query(request: Request) -> None:
+async def reject_unknown_query(request: Request) -> None:
     """422 naming every query parameter the route does not declare: a mistyped filter must not be
     silently ignored (and answered as if it were absent)."""
     route = request.scope.get("route")
