@@ -32,7 +32,7 @@ class ServiceSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     http_host: str = Field("127.0.0.1", description="Address the service's HTTP server binds")
-    stream_prefix: str = Field("", description="Prefix of every stream key (isolates tests/tenants)")
+    stream_prefix: str = Field("", description="Prefix of every stream key and RQ queue name (isolates tests/tenants)")
     stream_maxlen: int = Field(1_000_000, gt=0, description="Approximate MAXLEN of produced streams")
     consumer_batch_size: int = Field(100, gt=0, le=10_000)
     consumer_block_ms: int = Field(1000, ge=0)

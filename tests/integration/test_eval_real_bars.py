@@ -76,7 +76,7 @@ def test_api_evaluation_runs_on_the_worker_queue_and_serves_its_report(
     model_id = register_fresh_model(migrated_database_url, artifacts)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    api = policy_client(private_redis, migrated_database_url, artifacts)
+    api = policy_client(private_redis, migrated_database_url, artifacts, stream_prefix)
     body = {"model_id": model_id, "start": "2025-07-08", "end": "2025-07-09", "symbols": ["SPY"],
             "checkpoints": False}
 
@@ -93,7 +93,7 @@ def test_api_evaluation_runs_on_the_worker_queue_and_serves_its_report(
     assert api.get(f"/v1/evaluations/{evaluation_id}/report", headers=headers("reader-key")).status_code == 409
 
     connection = redis.Redis.from_url(private_redis)
-    queue = Queue(EVALUATION_QUEUE, connection=connection, serializer=JSONSerializer)
+    queue = Queue(stream_prefix + EVALUATION_QUEUE, connection=connection, serializer=JSONSerializer)
     assert queue.job_ids == [evaluation_id]
     SimpleWorker([queue], connection=connection, serializer=JSONSerializer).work(burst=True)
 

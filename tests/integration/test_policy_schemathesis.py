@@ -1,15 +1,13 @@
 """Schemathesis against the policy app's own OpenAPI schema: on every operation, 500 generated valid
 and invalid requests never get a 5xx, responses conform to the schema, invalid data is rejected.
 
-The app's RQ queues get private names for the run (valid training jobs are enqueued there, where no
-worker listens, and deleted afterwards); promotions and evaluations touch only the test's database.
+The app runs under the test's own ``STREAM_PREFIX``, so valid training jobs go to its own RQ queue
+(where no worker listens; deleted afterwards); promotions and evaluations touch only the test's database.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -23,15 +21,14 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlalchemy import create_engine
 
-from scalper_policy import app as policy_app_module
 from scalper_policy.app import build_policy_app
-from scalper_policy.evaluations_api import EvaluationJobs
 from scalper_policy.inference import ModelHolder
 from scalper_policy.live import LiveState
 from scalper_policy.serving import PolicyRuntime
-from scalper_policy.training_api import TrainingJobs
 from scalper_shared.runtime.api_security import API_KEY_HEADER, Scope
 from scalper_shared.runtime.bootstrap import Connections
+from scalper_shared.schema.evaluation import EVALUATION_QUEUE
+from scalper_shared.schema.training import TRAINING_QUEUE
 from tests.unit.policy_support import fake_clock, headers, served
 from tests.unit.policy_support import settings as policy_settings
 
@@ -51,17 +48,13 @@ checked there; every other check is."""
 
 
 @pytest.fixture
-def app(redis_url: str, migrated_database_url: str, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> Iterator[FastAPI]:
+def app(redis_url: str, migrated_database_url: str, tmp_path: Path, stream_prefix: str) -> Iterator[FastAPI]:
     client = redis.Redis.from_url(redis_url)
-    queues = [f"fuzz-{kind}-{uuid.uuid4().hex[:8]}" for kind in ("training", "evaluation")]
-    monkeypatch.setattr(policy_app_module, "TrainingJobs", partial(TrainingJobs, queue_name=queues[0]))
-    monkeypatch.setattr(policy_app_module, "EvaluationJobs", partial(EvaluationJobs, queue_name=queues[1]))
     connections = Connections(redis=client, engine=create_engine(migrated_database_url))
     runtime = PolicyRuntime(ModelHolder(served(tmp_path, "model-fuzz", seed=3)), LiveState(), fake_clock())
-    yield build_policy_app(policy_settings(), connections, runtime)
-    for name in queues:
-        Queue(name, connection=client).delete(delete_jobs=True)
+    yield build_policy_app(policy_settings(stream_prefix=stream_prefix), connections, runtime)
+    for name in (TRAINING_QUEUE, EVALUATION_QUEUE):
+        Queue(stream_prefix + name, connection=client).delete(delete_jobs=True)
     connections.engine.dispose()
     client.close()
 

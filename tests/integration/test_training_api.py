@@ -29,20 +29,22 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def api(redis_url: str, migrated_database_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    with policy_client(redis_url, migrated_database_url, tmp_path / "artifacts") as client:
+def api(redis_url: str, migrated_database_url: str, tmp_path: Path, stream_prefix: str) -> Iterator[TestClient]:
+    with policy_client(redis_url, migrated_database_url, tmp_path / "artifacts", stream_prefix) as client:
         yield client
 
 
-def test_posting_a_job_enqueues_it_on_the_training_queue_as_json(api: TestClient, redis_url: str) -> None:
+def test_posting_a_job_enqueues_it_on_the_training_queue_as_json(api: TestClient, redis_url: str,
+                                                                  stream_prefix: str) -> None:
     response = api.post("/v1/training-jobs", json=CONFIG, headers=headers("trainer-key", **{"Idempotency-Key": "k1"}))
     assert response.status_code == 202, response.text
     body = response.json()
-    assert body["id"] == job_id_for_key("k1") and body["state"] == "queued"
+    assert body["id"] == job_id_for_key("k1", stream_prefix) != job_id_for_key("k1") and body["state"] == "queued"
     assert response.headers["Location"] == f"/v1/training-jobs/{body['id']}"
     connection = redis.Redis.from_url(redis_url)
-    queue = Queue(TRAINING_QUEUE, connection=connection, serializer=JSONSerializer)
+    queue = Queue(stream_prefix + TRAINING_QUEUE, connection=connection, serializer=JSONSerializer)
     assert queue.job_ids == [body["id"]]
+    assert Queue(TRAINING_QUEUE, connection=connection).count == 0  # the stack's own queue, not the shared one
     job = Job.fetch(body["id"], connection=connection, serializer=JSONSerializer)
     assert job.func_name == TRAINING_JOB_FUNC
     assert job.args[0]["total_timesteps"] == 5000 and job.args[0]["ppo"]["ent_coef"] == 0.08
@@ -51,12 +53,13 @@ def test_posting_a_job_enqueues_it_on_the_training_queue_as_json(api: TestClient
     assert view["state"] == "queued" and view["config"]["symbols"] == ["SPY", "QQQ"] and view["diagnostics"] == []
 
 
-def test_the_same_idempotency_key_and_config_give_the_same_job(api: TestClient, redis_url: str) -> None:
+def test_the_same_idempotency_key_and_config_give_the_same_job(api: TestClient, redis_url: str,
+                                                                stream_prefix: str) -> None:
     first = api.post("/v1/training-jobs", json=CONFIG, headers=headers("trainer-key", **{"Idempotency-Key": "same"}))
     second = api.post("/v1/training-jobs", json=CONFIG, headers=headers("trainer-key", **{"Idempotency-Key": "same"}))
     assert first.status_code == second.status_code == 202
     assert first.json()["id"] == second.json()["id"]
-    assert Queue(TRAINING_QUEUE, connection=redis.Redis.from_url(redis_url)).count == 1
+    assert Queue(stream_prefix + TRAINING_QUEUE, connection=redis.Redis.from_url(redis_url)).count == 1
     other = api.post("/v1/training-jobs", json={**CONFIG, "seed": 9},
                      headers=headers("trainer-key", **{"Idempotency-Key": "same"}))
     assert other.status_code == 409 and "another config" in other.text
@@ -86,12 +89,13 @@ def test_scopes_guard_every_route(api: TestClient) -> None:
     assert api.get(f"/v1/training-jobs/{job_id}", headers=headers("admin-key")).status_code == 200
 
 
-def test_cancelling_a_queued_job_removes_it_from_the_queue(api: TestClient, redis_url: str) -> None:
+def test_cancelling_a_queued_job_removes_it_from_the_queue(api: TestClient, redis_url: str,
+                                                           stream_prefix: str) -> None:
     job_id = api.post("/v1/training-jobs", json=CONFIG, headers=headers("trainer-key")).json()["id"]
     response = api.delete(f"/v1/training-jobs/{job_id}", headers=headers("trainer-key"))
     assert response.status_code == 202 and response.json()["state"] == "cancelled"
     connection = redis.Redis.from_url(redis_url)
-    assert Queue(TRAINING_QUEUE, connection=connection, serializer=JSONSerializer).count == 0
+    assert Queue(stream_prefix + TRAINING_QUEUE, connection=connection, serializer=JSONSerializer).count == 0
     assert connection.exists(cancel_flag_key(job_id))
     assert api.delete(f"/v1/training-jobs/{job_id}", headers=headers("trainer-key")).status_code == 409
 

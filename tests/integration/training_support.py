@@ -47,10 +47,11 @@ def private_redis_server(directory: Path) -> Iterator[str]:
         proc.wait(10)
 
 
-def policy_client(redis_url: str, database_url: str, artifacts_dir: Path) -> TestClient:
+def policy_client(redis_url: str, database_url: str, artifacts_dir: Path, stream_prefix: str = "") -> TestClient:
     """The real policy app (training and model routes) over the given Redis and database."""
     settings = PolicySettings(
         redis_url=redis_url, database_url=database_url, artifacts_dir=artifacts_dir, api_rate_limit="1000/1s",
+        stream_prefix=stream_prefix,
         api_keys=[ApiKeyRecord(name=k, sha256=hash_key(k), scopes=frozenset(s)) for k, s in KEYS.items()])
     return TestClient(build_policy_app(settings, connect(settings)))
 

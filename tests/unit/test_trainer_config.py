@@ -53,6 +53,7 @@ def test_config_hash_is_stable_and_sensitive() -> None:
 def test_idempotency_key_gives_a_deterministic_job_id() -> None:
     assert job_id_for_key("abc") == job_id_for_key("abc")
     assert job_id_for_key("abc") != job_id_for_key("abd")
+    assert job_id_for_key("abc", "stack-a:") != job_id_for_key("abc", "stack-b:") != job_id_for_key("abc")
 
 
 def test_ppo_kwargs_follow_the_config() -> None:

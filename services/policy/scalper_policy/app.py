@@ -30,11 +30,13 @@ def build_policy_app(settings: PolicySettings, connections: Connections,
                             openapi_url="/openapi.json" if settings.api_docs_enabled else None)
     auth = install_api_security(app, settings)
     jobs = TrainingJobs(connections.redis, job_timeout_s=settings.training_job_timeout_s,
-                        retries=settings.training_job_retries, result_ttl_s=settings.training_result_ttl_s)
+                        retries=settings.training_job_retries, result_ttl_s=settings.training_result_ttl_s,
+                        prefix=settings.stream_prefix)
     app.include_router(training_router(jobs, connections.engine, auth), responses=API_ERROR_RESPONSES)
     app.include_router(models_router(connections.engine, auth), responses=API_ERROR_RESPONSES)
     app.include_router(policy_router(runtime, auth), responses=API_ERROR_RESPONSES)
-    app.include_router(evaluations_router(EvaluationJobs(connections.redis, connections.engine), auth),
+    evaluations = EvaluationJobs(connections.redis, connections.engine, prefix=settings.stream_prefix)
+    app.include_router(evaluations_router(evaluations, auth),
                        responses=API_ERROR_RESPONSES)
     app.state.training_jobs = jobs
     app.state.policy = runtime

@@ -46,9 +46,9 @@ class EvaluationJobs:
     """Rows in ``evaluations`` plus jobs on the ``evaluation`` queue (the trainer worker runs them)."""
 
     def __init__(self, redis: Redis, engine: Engine, new_id: Callable[[], str] = lambda: uuid.uuid4().hex, *,
-                 queue_name: str = EVALUATION_QUEUE) -> None:
+                 prefix: str = "") -> None:
         self.engine, self.new_id = engine, new_id
-        self.queue = Queue(queue_name, connection=redis, serializer=JSONSerializer)
+        self.queue = Queue(prefix + EVALUATION_QUEUE, connection=redis, serializer=JSONSerializer)
 
     def model_exists(self, model_id: str) -> bool:
         with self.engine.connect() as connection:

@@ -63,17 +63,17 @@ class TrainingJobs:
     """The training queue as the API sees it (no torch here: the worker runs the job by name)."""
 
     def __init__(self, redis: Redis, *, job_timeout_s: int, retries: int, result_ttl_s: int,
-                 queue_name: str = TRAINING_QUEUE, new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+                 prefix: str = "", new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
                  wall_time: Callable[[], float] = time.time) -> None:
-        self.redis = redis
-        self.queue = Queue(queue_name, connection=redis, serializer=JSONSerializer)
+        self.redis, self.prefix = redis, prefix
+        self.queue = Queue(prefix + TRAINING_QUEUE, connection=redis, serializer=JSONSerializer)
         self.job_timeout_s, self.retries, self.result_ttl_s = job_timeout_s, retries, result_ttl_s
         self.new_id, self.wall_time = new_id, wall_time
 
     def submit(self, config: TrainConfig, idempotency_key: str | None) -> tuple[Job, bool]:
         """Enqueue ``config``; returns (job, created). A repeated key returns the existing job."""
         config_hash = config.config_hash()
-        job_id = job_id_for_key(idempotency_key) if idempotency_key else f"train-{self.new_id()}"
+        job_id = job_id_for_key(idempotency_key, self.prefix) if idempotency_key else f"train-{self.new_id()}"
         if idempotency_key:
             claim = IDEMPOTENCY_KEY_PREFIX + job_id
             if not self.redis.set(claim, config_hash, nx=True, ex=self.result_ttl_s):

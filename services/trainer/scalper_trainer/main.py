@@ -56,11 +56,11 @@ def main() -> None:
     preload_training(settings)
     _serve_in_thread(build_service_app(SERVICE, checks=connections.readiness_checks()),
                      settings.http_host, settings.http_port)
-    queues = [Queue(name, connection=connections.redis, serializer=JSONSerializer)
+    queues = [Queue(settings.stream_prefix + name, connection=connections.redis, serializer=JSONSerializer)
               for name in (TRAINING_QUEUE, EVALUATION_QUEUE)]
     worker = Worker(queues, connection=connections.redis, serializer=JSONSerializer,
                     job_monitoring_interval=settings.job_monitoring_interval_s)
-    logger.info("trainer worker %s listening on queues %s, %s", worker.name, TRAINING_QUEUE, EVALUATION_QUEUE)
+    logger.info("trainer worker %s listening on queues %s", worker.name, ", ".join(q.name for q in queues))
     worker.work(with_scheduler=False)
 
 

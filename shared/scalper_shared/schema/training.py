@@ -109,9 +109,10 @@ class TrainConfig(BaseModel):
         return tuple(sorted({*every, *milestones, self.total_timesteps}))
 
 
-def job_id_for_key(idempotency_key: str) -> str:
-    """The deterministic RQ job id of an ``Idempotency-Key`` (the same key -> the same job)."""
-    return "train-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+def job_id_for_key(idempotency_key: str, prefix: str = "") -> str:
+    """The deterministic RQ job id of an ``Idempotency-Key`` (the same key -> the same job) within the
+    stack of ``prefix`` (``STREAM_PREFIX``: stacks sharing a Redis database never share a job)."""
+    return "train-" + hashlib.sha256((prefix + idempotency_key).encode()).hexdigest()[:32]
 
 
 def cancel_flag_key(job_id: str) -> str:
