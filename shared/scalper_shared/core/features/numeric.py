@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import numpy.typing as npt
 
-FloatArray = npt.NDArray[np.float64]
+from scalper_shared.core.features.sessions import FloatArray
 
 
 def _log(x: float) -> float:
