@@ -37,7 +37,7 @@ class ServiceSettings(BaseSettings):
     consumer_batch_size: int = Field(100, gt=0, le=10_000)
     consumer_block_ms: int = Field(1000, ge=0)
     consumer_claim_idle_ms: int = Field(30_000, gt=0, description="Reclaim entries idle this long")
-    consumer_max_deliveries: int = Field(5, gt=0, description="Dead-letter after this many deliveries")
+    consumer_max_deliveries: int = Field(5, gt=0, description="Dead-letter after this many failed deliveries")
 
     @field_validator("redis_url")
     @classmethod

@@ -20,7 +20,8 @@ from scalper_shared.bus import (
     group_backlog,
     read_dead_letters,
 )
-from scalper_shared.bus.deadletter import error_key, move_to_dead_letter, record_error
+from scalper_shared.bus.consumer import CRASH_DELIVERIES_FACTOR
+from scalper_shared.bus.deadletter import UNKNOWN_ERROR, error_key, move_to_dead_letter, record_error
 from scalper_shared.clock import FakeClock
 from scalper_shared.schema import TradingState, TradingStateChanged, make_envelope, streams
 from tests.waiting import wait_until
@@ -157,6 +158,44 @@ def test_a_poison_message_is_isolated_and_dead_lettered_after_max_deliveries(red
     assert sum(ids == ["msg-4"] for ids in handler.calls) == 3  # retried alone, 3 deliveries
     assert pending_count(redis_client, consumer.key) == 0
     assert metric("scalper_bus_dead_lettered_total", consumer.key, reason="max_deliveries") == 1
+
+
+def crash_holders(client: redis.Redis, key: str, times: int) -> str:
+    """Deliver the stream's one entry ``times`` times to consumers that die holding it; its id."""
+    [(entry_id, _)] = client.xreadgroup(GROUP, "crashed-0", {key: ">"}, count=1)[0][1]
+    for n in range(1, times):
+        client.xclaim(key, GROUP, f"crashed-{n}", 0, [entry_id])  # each XCLAIM counts a delivery
+    return entry_id.decode()
+
+
+@pytest.mark.parametrize(("failed_before", "dead_lettered"), [(False, False), (True, True)])
+def test_crashes_alone_do_not_dead_letter_an_entry_at_max_deliveries(
+        redis_client, stream_prefix, failed_before: bool, dead_lettered: bool) -> None:
+    producer(redis_client, stream_prefix).publish(envelope(1))
+    handler = Recorder()
+    survivor = runner(redis_client, stream_prefix, handler, name="survivor")  # max_deliveries 3
+    survivor.ensure_group()
+    entry_id = crash_holders(redis_client, survivor.key, 4)  # the survivor's reclaim makes it 5
+    if failed_before:
+        record_error(redis_client, survivor.key, GROUP, entry_id, "RuntimeError: failed once")
+    wait_idle_past_claim(redis_client, survivor.key)
+    survivor.poll()
+    dead = read_dead_letters(redis_client, STREAM, prefix=stream_prefix)
+    assert (handler.committed, len(dead)) == (([], 1) if dead_lettered else (["msg-1"], 0))
+    assert pending_count(redis_client, survivor.key) == 0
+
+
+def test_an_entry_that_outlives_the_crash_allowance_is_dead_lettered(redis_client, stream_prefix) -> None:
+    producer(redis_client, stream_prefix).publish(envelope(1))
+    handler = Recorder()
+    survivor = runner(redis_client, stream_prefix, handler, name="survivor")
+    survivor.ensure_group()
+    crash_holders(redis_client, survivor.key, 3 * CRASH_DELIVERIES_FACTOR)  # reclaimed: one past the allowance
+    wait_idle_past_claim(redis_client, survivor.key)
+    survivor.poll()
+    [dead] = read_dead_letters(redis_client, STREAM, prefix=stream_prefix)
+    assert handler.committed == [] and dead.deliveries == 3 * CRASH_DELIVERIES_FACTOR + 1
+    assert dead.error == UNKNOWN_ERROR
 
 
 def test_only_the_owner_dead_letters_an_entry_and_the_last_error_travels_with_it(

@@ -99,6 +99,7 @@ class GatedPublisher(threading.Thread):
         self.segment = len(ids) // segments + 1
         self.kills_done = threading.Semaphore(0)
         self.segment_started = [threading.Event() for _ in range(segments)]
+        self.segment_published = [threading.Event() for _ in range(segments)]
         self.error: BaseException | None = None
 
     def run(self) -> None:
@@ -110,6 +111,7 @@ class GatedPublisher(threading.Thread):
                 part = self.ids[k * self.segment:(k + 1) * self.segment]
                 for start in range(0, len(part), 100):
                     self.producer.publish_many([envelope(i) for i in part[start:start + 100]])
+                self.segment_published[k].set()
         except BaseException as exc:  # surfaced by the test
             self.error = exc
             raise
@@ -142,16 +144,27 @@ def test_every_message_is_committed_exactly_once_while_consumers_are_killed(
         with psycopg.connect(conninfo) as conn:
             return conn.execute("SELECT count(*) FROM bus_delivered").fetchone()[0]  # type: ignore[index]
 
+    def pending_of(consumer: str) -> int:
+        return next((c["pending"] for c in client.xpending(key, GROUP)["consumers"]
+                     if c["name"].decode() == consumer), 0)
+
+    def drained(k: int) -> bool:
+        backlog = group_backlog(client, key, GROUP)
+        return publisher.segment_published[k].is_set() and (backlog is None or backlog.unprocessed == 0)
+
     kills = []
     try:
         for k in range(KILLS):
             publisher.segment_started[k].wait(60)
-            time.sleep(rng.uniform(0.05, 0.6))
             victim = rng.choice(names)
+            target = committed() + rng.randrange(publisher.segment // 2)  # a random point of the segment,
+            wait_until(lambda k=k, target=target: committed() >= target or drained(k), 60,  # then the first
+                       "the kill point", poll_s=0.005)                       # moment the victim holds a batch
+            wait_until(lambda k=k, victim=victim: pending_of(victim) > 0 or drained(k), 60,
+                       "the victim to hold a batch", poll_s=0.001)
             backlog = group_backlog(client, key, GROUP)
             consumers.kill(victim)
-            left = next((c["pending"] for c in client.xpending(key, GROUP)["consumers"]
-                         if c["name"].decode() == victim), 0)
+            left = pending_of(victim)
             kills.append((victim, backlog.unprocessed if backlog else 0, left, committed()))
             consumers.start(victim)
             publisher.kills_done.release()

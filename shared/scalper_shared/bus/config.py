@@ -13,7 +13,8 @@ class ConsumerConfig(BaseModel):
     batch_size: int = Field(100, gt=0, le=10_000, description="Entries per XREADGROUP / XAUTOCLAIM")
     block_ms: int = Field(1000, ge=0, description="XREADGROUP BLOCK; also bounds the stop latency")
     claim_idle_ms: int = Field(30_000, gt=0, description="Reclaim pending entries idle this long")
-    max_deliveries: int = Field(5, gt=0, description="Dead-letter an entry that failed this many deliveries")
+    max_deliveries: int = Field(5, gt=0, description="Dead-letter an entry that failed this many deliveries "
+                                                                 "(4x that when its holders only crashed)")
     claim_interval_ms: int | None = Field(None, gt=0,
                                           description="Reclaim cycle period; default min(claim_idle_ms, 5s)")
     metrics_interval_s: float = Field(5.0, gt=0, description="Refresh of the lag and pending gauges")

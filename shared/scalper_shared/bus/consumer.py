@@ -5,8 +5,11 @@ must commit its side effect idempotently (unique keys, ``ON CONFLICT``) and, whe
 nothing half-written (one transaction per call). A failed batch is retried entry by entry so one
 poison message does not hold back the others; an entry that failed is retried when it is reclaimed
 (``XAUTOCLAIM`` after ``claim_idle_ms``, which also rescues the entries of crashed consumers) and
-goes to the dead-letter stream once it has failed ``max_deliveries`` deliveries. Entries that cannot
-be decoded are dead-lettered at once.
+goes to the dead-letter stream once it has failed ``max_deliveries`` deliveries. Deliveries that
+ended in a crash of the consumer holding the entry record no failure: such an entry is dead-lettered
+only past ``CRASH_DELIVERIES_FACTOR`` times ``max_deliveries`` (an entry that kills every consumer
+must end somewhere, but the healthy entries of a batch whose consumer died must not). Entries that
+cannot be decoded are dead-lettered at once.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import redis
 
 from scalper_shared.bus import metrics
 from scalper_shared.bus.config import ConsumerConfig
-from scalper_shared.bus.deadletter import move_to_dead_letter, record_error
+from scalper_shared.bus.deadletter import error_key, move_to_dead_letter, record_error
 from scalper_shared.bus.groups import group_backlog, text
 from scalper_shared.bus.producer import ENVELOPE_FIELD
 from scalper_shared.schema import CODEC, Codec, DecodeError, Envelope, streams
@@ -34,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 MAX_ERROR_CHARS = 2000
+CRASH_DELIVERIES_FACTOR = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,13 +212,22 @@ class ConsumerRunner:
             delivery = self._decode_or_dead_letter(entry)
             if delivery is None:
                 continue
-            if delivery.deliveries > self.config.max_deliveries:
+            if self._given_up(entry):
                 self._dead_letter(entry, None, "max_deliveries")
             else:
                 ready.append(delivery)
         if ready:
             self._handle(ready)
         metrics.BATCH_SECONDS.labels(*self._labels).observe(time.perf_counter() - started)
+
+    def _given_up(self, entry: _Entry) -> bool:
+        """Past ``max_deliveries`` after a handler failure, or past the crash allowance without one."""
+        limit = self.config.max_deliveries
+        if entry.deliveries <= limit:
+            return False
+        if entry.deliveries > limit * CRASH_DELIVERIES_FACTOR:
+            return True
+        return bool(self._redis.exists(error_key(self.key, self.group, entry.id)))
 
     def _decode_or_dead_letter(self, entry: _Entry) -> Delivery | None:
         if entry.data is None:
