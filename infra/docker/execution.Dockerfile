@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # Scalper execution and risk service (orders, brokers, positions).
 # Build context: the repository root (docker-compose.yml sets it), so shared/ and services/ are in reach.
-ARG PYTHON_IMAGE=python:3.11-slim
+ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 
 # --- builder: wheels of scalper-shared, scalper-execution and every dependency (pins: constraints.txt)
 FROM ${PYTHON_IMAGE} AS builder
@@ -20,7 +20,7 @@ RUN groupadd --system --gid 10001 scalper \
  && install -d -o scalper -g scalper /var/lib/scalper/artifacts
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-index --find-links /wheels scalper-execution
-USER scalper:scalper
+USER 10001:10001
 WORKDIR /home/scalper
 EXPOSE 8003
 CMD ["python", "-m", "scalper_execution"]

