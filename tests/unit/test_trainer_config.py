@@ -7,19 +7,46 @@ from datetime import date
 import pytest
 from pydantic import ValidationError
 
+from scalper_shared.schema.presets import PRESETS
 from scalper_shared.schema.training import TrainConfig, job_id_for_key
-from scalper_trainer.config import maskable_ppo_kwargs, resolve_device
+from scalper_trainer.config import DeviceUnavailable, maskable_ppo_kwargs, resolve_device
 
 WINDOW = {"train_from": date(2025, 7, 1), "train_to": date(2025, 7, 31),
           "validation_from": date(2025, 8, 1), "validation_to": date(2025, 8, 8)}
 
 
-def test_defaults_keep_the_entropy_bonus_and_a_frozen_config() -> None:
+def test_defaults_come_from_the_default_preset_and_the_config_is_frozen() -> None:
     config = TrainConfig(**WINDOW)
-    assert config.ppo.ent_coef == 0.08
+    default = PRESETS["default"]
+    assert config.preset == "default"
+    assert (config.n_envs, config.ppo, config.reward) == (default.n_envs, default.ppo, default.reward)
     assert config.device == "auto"
+    assert config.data_source == "database"
     with pytest.raises(ValidationError):
         config.seed = 3  # type: ignore[misc]
+
+
+def test_the_seed_preset_keeps_the_seed_runs_entropy_coefficient() -> None:
+    assert TrainConfig(**WINDOW, preset="seed").ppo.ent_coef == 0.08
+
+
+def test_a_partial_ppo_override_keeps_the_presets_other_fields() -> None:
+    config = TrainConfig.model_validate({**{k: v.isoformat() for k, v in WINDOW.items()}, "preset": "seed",
+                                         "ppo": {"learning_rate": 1e-4}})
+    assert config.ppo.learning_rate == 1e-4
+    assert config.ppo.ent_coef == 0.08
+    assert config.ppo.n_epochs == PRESETS["seed"].ppo.n_epochs
+
+
+def test_an_unknown_preset_is_rejected_with_the_known_ones() -> None:
+    with pytest.raises(ValidationError, match="unknown preset 'nope'; known: \\['default', 'legacy', 'seed'\\]"):
+        TrainConfig(**WINDOW, preset="nope")
+
+
+def test_a_saved_config_round_trips_to_the_same_hash() -> None:
+    config = TrainConfig(**WINDOW, preset="seed")
+    again = TrainConfig.model_validate_json(config.canonical_json())
+    assert again == config and again.config_hash() == config.config_hash()
 
 
 def test_checkpoints_at_every_interval_every_milestone_and_the_end() -> None:
@@ -57,11 +84,21 @@ def test_idempotency_key_gives_a_deterministic_job_id() -> None:
 
 
 def test_ppo_kwargs_follow_the_config() -> None:
-    config = TrainConfig(**WINDOW, seed=7, device="cpu")
+    config = TrainConfig(**WINDOW, seed=7, device="cpu", preset="seed", ppo={"batch_size": 512, "net_arch": (32, 16)})
     kwargs = maskable_ppo_kwargs(config)
     assert kwargs["ent_coef"] == 0.08 and kwargs["seed"] == 7 and kwargs["device"] == "cpu"
-    assert kwargs["policy_kwargs"]["net_arch"] == [64, 64] and kwargs["batch_size"] == 4096
+    assert kwargs["policy_kwargs"]["net_arch"] == [32, 16] and kwargs["batch_size"] == 512
     assert resolve_device("auto") in ("cpu", "cuda")
+
+
+def test_cuda_without_a_gpu_is_an_error_not_a_silent_cpu_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceUnavailable, match="no CUDA device"):
+        resolve_device("cuda")
+    assert resolve_device("auto") == "cpu"
+    assert resolve_device("cpu") == "cpu"
 
 
 def test_a_batch_larger_than_the_rollout_is_refused() -> None:

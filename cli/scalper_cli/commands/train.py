@@ -27,13 +27,18 @@ TERMINAL_STATES = ("finished", "failed", "cancelled")
 
 
 def request_body(symbols: str, start: date, end: date, validation_days: int, timesteps: int, seed: int,
-                 n_envs: int, source: str) -> dict[str, Any]:
-    """The ``TrainConfig`` JSON: train on ``start..end``, validate on the ``validation_days`` after."""
-    return {"symbols": [s.strip() for s in symbols.split(",") if s.strip()],
-            "train_from": start.isoformat(), "train_to": end.isoformat(),
-            "validation_from": (end + timedelta(days=1)).isoformat(),
-            "validation_to": (end + timedelta(days=validation_days)).isoformat(),
-            "total_timesteps": timesteps, "seed": seed, "n_envs": n_envs, "data_source": source}
+                 n_envs: int | None, source: str, preset: str = "default") -> dict[str, Any]:
+    """The ``TrainConfig`` JSON: train on ``start..end``, validate on the ``validation_days`` after.
+    ``n_envs`` None leaves the preset's."""
+    body: dict[str, Any] = {
+        "preset": preset, "symbols": [s.strip() for s in symbols.split(",") if s.strip()],
+        "train_from": start.isoformat(), "train_to": end.isoformat(),
+        "validation_from": (end + timedelta(days=1)).isoformat(),
+        "validation_to": (end + timedelta(days=validation_days)).isoformat(),
+        "total_timesteps": timesteps, "seed": seed, "data_source": source}
+    if n_envs is not None:
+        body["n_envs"] = n_envs
+    return body
 
 
 def follow(http: httpx.Client, job_id: str, poll_s: float) -> dict[str, Any]:
@@ -79,8 +84,9 @@ def train(
     validation_days: Annotated[int, typer.Option(help="Held-out calendar days after --to")] = 14,
     timesteps: Annotated[int, typer.Option(help="Environment steps to train")] = 50_000,
     seed: Annotated[int, typer.Option()] = 0,
-    n_envs: Annotated[int, typer.Option(help="Parallel environments")] = 128,
-    source: Annotated[str, typer.Option(help="database or synthetic")] = "synthetic",
+    n_envs: Annotated[int | None, typer.Option(help="Parallel environments (default: the preset's)")] = None,
+    source: Annotated[str, typer.Option(help="database (import bars first) or synthetic")] = "database",
+    preset: Annotated[str, typer.Option(help="Named preset: default, seed or legacy")] = "default",
     idempotency_key: Annotated[str | None, typer.Option(help="Repeat to get the same job back")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the job with a progress bar")] = False,
     poll_s: Annotated[float, typer.Option(help="Seconds between polls with --wait")] = 2.0,
@@ -88,7 +94,7 @@ def train(
     """Start a training job (202 with its id); with --wait, show progress and the diagnostics."""
     settings = load_settings(ApiClientSettings)
     body = request_body(symbols, date.fromisoformat(start), date.fromisoformat(end), validation_days, timesteps,
-                        seed, n_envs, source)
+                        seed, n_envs, source, preset)
     with client(settings) as http:
         accepted = checked(http.post("/v1/training-jobs", json=body,
                                     headers={"Idempotency-Key": idempotency_key or uuid.uuid4().hex}))

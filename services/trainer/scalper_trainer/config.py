@@ -6,16 +6,26 @@ from typing import Any
 
 from scalper_shared.schema.training import MILESTONE_STEPS, PPOConfig, TrainConfig
 
-__all__ = ["MILESTONE_STEPS", "PPOConfig", "TrainConfig", "maskable_ppo_kwargs", "resolve_device"]
+__all__ = ["MILESTONE_STEPS", "DeviceUnavailable", "PPOConfig", "TrainConfig", "maskable_ppo_kwargs",
+           "resolve_device"]
+
+
+class DeviceUnavailable(RuntimeError):
+    """The job asked for a device this worker does not have."""
 
 
 def resolve_device(requested: str) -> str:
-    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; explicit choices pass through."""
-    if requested != "auto":
-        return requested
+    """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda`` without a GPU is an error
+    (a job never runs silently on another device than the one it asked for)."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise DeviceUnavailable("device 'cuda' was requested but this worker's torch sees no CUDA device "
+                                "(torch.cuda.is_available() is False); submit with device 'auto' or 'cpu', "
+                                "or run the job on a GPU worker")
+    return requested
 
 
 def maskable_ppo_kwargs(config: TrainConfig) -> dict[str, Any]:

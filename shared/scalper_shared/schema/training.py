@@ -16,6 +16,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from scalper_shared.core.rewards import RewardConfig
+from scalper_shared.schema.presets import DEFAULT_PRESET, PRESETS, PPOConfig, get_preset
+
+__all__ = ["MILESTONE_STEPS", "PPOConfig", "PRESETS", "TrainConfig"]
 
 TRAINING_QUEUE = "training"
 TRAINING_JOB_FUNC = "scalper_trainer.jobs.run_training_job"
@@ -24,49 +27,56 @@ MILESTONE_STEPS: tuple[int, ...] = (5_000, 10_000, 25_000, 50_000, 100_000, 250_
 KNOWN_SYMBOLS = ("SPY", "QQQ", "I:SPX")
 
 
-class PPOConfig(BaseModel):
-    """MaskablePPO hyperparameters (SB3 names and meanings)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    learning_rate: float = Field(3e-4, gt=0)
-    n_steps: int = Field(64, gt=1, description="Rollout length per environment")
-    batch_size: int = Field(4096, gt=1)
-    n_epochs: int = Field(4, gt=0)
-    gamma: float = Field(0.99, gt=0, le=1)
-    gae_lambda: float = Field(0.95, gt=0, le=1)
-    clip_range: float = Field(0.2, gt=0)
-    ent_coef: float = Field(0.08, ge=0, description="Entropy bonus; 0.08 keeps the policy exploring")
-    vf_coef: float = Field(0.5, ge=0)
-    max_grad_norm: float = Field(0.5, gt=0)
-    net_arch: tuple[int, ...] = Field((64, 64), min_length=1)
-    activation: Literal["tanh", "relu"] = "tanh"
-
-
 class TrainConfig(BaseModel):
     """One training job: data window, budget, seed, PPO and reward settings. Saved with the model.
 
     Training uses the trading days ``train_from..train_to`` (inclusive); diagnostics at every
     checkpoint use the held-out days ``validation_from..validation_to``, which must come after them.
+    ``preset`` names a :mod:`~scalper_shared.schema.presets` entry: ``n_envs``, ``ppo`` and ``reward``
+    default to its values, and a partial ``ppo`` or ``reward`` object overrides only the fields it
+    gives.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    preset: str = Field(DEFAULT_PRESET, description=f"Named preset filling n_envs, ppo and reward: {sorted(PRESETS)}")
     symbols: tuple[str, ...] = Field(("SPY", "QQQ"), min_length=1)
     train_from: date
     train_to: date
     validation_from: date
     validation_to: date
     data_source: Literal["database", "synthetic"] = Field(
-        "synthetic", description="Bars from the database, or the embedded synthetic market")
+        "database", description="Bars from the database (imported first), or the embedded synthetic market")
     data_seed: int = Field(0, ge=0, description="Seed of the synthetic market (synthetic source only)")
     total_timesteps: int = Field(50_000, gt=0, le=100_000_000)
     checkpoint_every: int = Field(25_000, gt=0, description="Checkpoint every N steps (plus milestones)")
     seed: int = Field(0, ge=0)
-    n_envs: int = Field(128, gt=0, le=1024, description="Environments stepped together by the batched env")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    ppo: PPOConfig = PPOConfig()
-    reward: RewardConfig = RewardConfig()
+    n_envs: int = Field(PRESETS[DEFAULT_PRESET].n_envs, gt=0, le=1024,
+                        description="Environments stepped together by the batched env (default: the preset's)")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto: cuda when torch sees a GPU, else cpu; cuda without a GPU fails the job")
+    ppo: PPOConfig = Field(PRESETS[DEFAULT_PRESET].ppo, description="PPO hyperparameters (default: the preset's)")
+    reward: RewardConfig = Field(PRESETS[DEFAULT_PRESET].reward,
+                                 description="Reward weights (default: the preset's)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_preset(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        name = data.get("preset", DEFAULT_PRESET)
+        if not isinstance(name, str):
+            return data  # the field's own validation reports the type
+        preset = get_preset(name)
+        filled = dict(data)
+        filled.setdefault("n_envs", preset.n_envs)
+        for key, base in (("ppo", preset.ppo), ("reward", preset.reward)):
+            given = filled.get(key)
+            if given is None:
+                filled[key] = base
+            elif isinstance(given, dict):
+                filled[key] = {**base.model_dump(), **given}
+        return filled
 
     @field_validator("symbols")
     @classmethod

@@ -1,0 +1,94 @@
+"""Named training presets: PPO hyperparameters, rollout width and reward weights, as data.
+
+A :class:`~scalper_shared.schema.training.TrainConfig` names one preset (``preset``, default
+``"default"``); every field the request leaves out is taken from it, so a saved config is always
+complete and explicit. ``--preset NAME`` in ``scalper train`` and ``"preset"`` in the REST body pick
+one. The presets:
+
+* ``default``: the project's defaults, chosen by measurement (``python -m bench learning``; the
+  table is in the README). Enough gradient work per sample for PPO to move the policy
+  (small rollouts of 16 x 256 steps, minibatches of 256, 10 epochs) and a small entropy bonus.
+* ``seed``: the prior research run this project started from, kept for reproduction: its entropy
+  coefficient 0.08 and its shaped reward weights (``rewards.SEED_REWARD_CONFIG`` when the reward
+  module defines it), with the default PPO sampling otherwise.
+* ``legacy``: the PPO settings this project shipped before the learning study (128 x 64 rollouts,
+  batch 4,096, 4 epochs, ent_coef 0.08): 488 gradient steps in 500k samples, which barely moves
+  the policy. Kept only as the comparison point of the benchmark.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from scalper_shared.core import rewards
+
+
+class PPOConfig(BaseModel):
+    """MaskablePPO hyperparameters, with Stable-Baselines3's names and meanings.
+
+    One PPO *update* follows every rollout of ``n_envs x n_steps`` samples (``n_envs`` lives on the
+    TrainConfig); it runs ``n_epochs`` passes over the rollout in minibatches of ``batch_size``, so
+    an update is ``n_epochs x ceil(n_envs x n_steps / batch_size)`` gradient steps.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    learning_rate: float = Field(3e-4, gt=0, description="Adam step size (constant)")
+    n_steps: int = Field(256, gt=1, description="Rollout length per environment before each update")
+    batch_size: int = Field(256, gt=1, description="Minibatch size of each gradient step")
+    n_epochs: int = Field(10, gt=0, description="Passes over each rollout per update")
+    gamma: float = Field(0.99, gt=0, le=1, description="Discount factor per one-minute step")
+    gae_lambda: float = Field(0.95, gt=0, le=1, description="GAE bias/variance trade-off")
+    clip_range: float = Field(0.2, gt=0, description="PPO's probability-ratio clip")
+    ent_coef: float = Field(0.01, ge=0, description="Entropy bonus weight (exploration pressure)")
+    vf_coef: float = Field(0.5, ge=0, description="Value-loss weight in the joint loss")
+    max_grad_norm: float = Field(0.5, gt=0, description="Gradient norm clip")
+    net_arch: tuple[int, ...] = Field((64, 64), min_length=1,
+                                      description="Hidden layer widths of the policy and value MLPs")
+    activation: Literal["tanh", "relu"] = Field("tanh", description="Hidden-layer activation")
+
+
+class Preset(BaseModel):
+    """One named starting point of a training job."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    description: str
+    n_envs: int = Field(gt=0, le=1024)
+    ppo: PPOConfig
+    reward: rewards.RewardConfig
+
+
+def _seed_reward() -> rewards.RewardConfig:
+    return getattr(rewards, "SEED_REWARD_CONFIG", rewards.DEFAULT_REWARD_CONFIG)
+
+
+def _default_reward() -> rewards.RewardConfig:
+    return rewards.DEFAULT_REWARD_CONFIG
+
+
+DEFAULT_PPO = PPOConfig()
+
+PRESETS: dict[str, Preset] = {
+    preset.name: preset for preset in (
+        Preset(name="default", description="Measured defaults: PPO that updates, small entropy bonus",
+               n_envs=16, ppo=DEFAULT_PPO, reward=_default_reward()),
+        Preset(name="seed", description="The seed research run: ent_coef 0.08 and its shaped reward",
+               n_envs=16, ppo=DEFAULT_PPO.model_copy(update={"ent_coef": 0.08}), reward=_seed_reward()),
+        Preset(name="legacy", description="Pre-study PPO settings (few gradient steps); comparison only",
+               n_envs=128, ppo=PPOConfig(n_steps=64, batch_size=4096, n_epochs=4, ent_coef=0.08),
+               reward=_seed_reward()),
+    )
+}
+DEFAULT_PRESET = "default"
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name``; a ValueError naming the known presets otherwise."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; known: {sorted(PRESETS)}") from None
