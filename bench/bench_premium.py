@@ -64,7 +64,7 @@ def _bench_size(n: int, rng: np.random.Generator) -> None:
     actions = rng.integers(0, len(Action), n)
     extension, contracts = np.ones(n), np.full(n, 2)
     t_reward = _time(lambda: reward_terms(
-        action=actions, was_flat=~is_open, strong_call_setup=is_open, extension_atr=extension,
+        action=actions, was_flat=~is_open, entry_allowed=~is_open, strong_call_setup=is_open, extension_atr=extension,
         closed_contracts=is_open * 2, entry_price=entry, exit_price=entry * 1.1, entry_contracts=contracts),
         repeats)
     per_step = t_quote + t_mask + t_stop + t_reward

@@ -11,7 +11,7 @@ import pytest
 
 from scalper_shared.core.actions import Action
 from scalper_shared.core.premium import annualised_realised_vol, quote
-from scalper_shared.core.rewards import REWARD_TERMS
+from scalper_shared.core.rewards import REWARD_TERMS, SEED_REWARD_CONFIG
 from scalper_shared.core.risk import RiskConfig
 from scalper_trainer.env import EnvConfig, EpisodeSampling, TradingEnv
 from tests.unit.env_support import black_scholes, hand_config, hand_episodes, spy_quote
@@ -114,11 +114,37 @@ def test_entries_are_masked_past_the_daily_loss_limit() -> None:
 
 
 def test_a_masked_action_is_played_as_hold_and_flagged() -> None:
-    env = make_env([500.0])
+    env = make_env([500.0], reward=SEED_REWARD_CONFIG)
     _, reward, _, _, info = env.step(Action.EXIT)     # nothing to exit
     assert info["action_replaced"] is True
     assert env.state.held[0] == 0
-    assert reward == pytest.approx(EnvConfig().reward.hold_tax)
+    assert reward == pytest.approx(SEED_REWARD_CONFIG.hold_tax)
+
+
+def test_holding_through_a_cooldown_is_neither_taxed_nor_penalised() -> None:
+    env = make_env([500.0], step_reward_terms=True, reward=SEED_REWARD_CONFIG)
+    env.step(Action.BUY_CALL)
+    env.step(Action.EXIT)
+    assert allowed(env) == {Action.HOLD}             # the 2-minute cooldown after an exit
+    _, reward, _, _, info = env.step(Action.HOLD)
+    assert info["reward_terms"]["hold_tax"] == 0.0 and info["reward_terms"]["missed_opportunity"] == 0.0
+    assert reward == 0.0
+    hold(env, 1)
+    assert Action.BUY_CALL in allowed(env)
+    _, reward, _, _, info = env.step(Action.HOLD)    # a real choice again: taxed
+    assert reward == pytest.approx(SEED_REWARD_CONFIG.hold_tax)
+
+
+def test_default_reward_of_a_round_trip_adds_up_to_its_dollars_per_thousand() -> None:
+    env = make_env([500.0], step_reward_terms=True)
+    _, entry_reward, _, _, entry_info = env.step(Action.BUY_CALL)
+    _, exit_reward, _, _, exit_info = env.step(Action.EXIT)
+    dollars = env.state.pnl_today[0]
+    assert dollars < 0
+    assert entry_info["reward_terms"]["mark_to_market"] < 0          # the spread is paid at once
+    assert entry_info["reward_terms"]["pnl"] == 0.0
+    assert exit_info["reward_terms"]["pnl"] == pytest.approx(dollars / 1000.0, abs=1e-12)
+    assert entry_reward + exit_reward == pytest.approx(dollars / 1000.0, abs=1e-12)
 
 
 # -- fills, stop, take-profit, flatten -----------------------------------------------------------
@@ -152,7 +178,7 @@ def test_default_premium_model_prices_the_entry_like_the_scalar_quote_used_by_ex
 
 
 def test_round_trip_pays_the_spread_and_commission_on_both_fills() -> None:
-    env = make_env([500.0])
+    env = make_env([500.0], reward=SEED_REWARD_CONFIG)
     env.step(Action.BUY_CALL)
     _, reward, _, _, info = env.step(Action.EXIT)
     _, ask = spy_quote(500.0, 500.0, minutes_left(START))
@@ -166,7 +192,7 @@ def test_round_trip_pays_the_spread_and_commission_on_both_fills() -> None:
 
 def test_stop_fires_at_minus_15_percent_and_fills_at_the_next_bars_bid() -> None:
     closes = [500.0] * (START + 1) + [499.0, 498.0]
-    env = make_env(closes, step_reward_terms=True)
+    env = make_env(closes, step_reward_terms=True, reward=SEED_REWARD_CONFIG)
     _, reward, _, _, info = env.step(Action.BUY_CALL)
     _, ask = spy_quote(500.0, 500.0, minutes_left(START))
     trigger_bid, _ = spy_quote(499.0, 500.0, minutes_left(START + 1))
@@ -203,7 +229,7 @@ def test_take_profit_tiers_trim_in_order_at_the_bid() -> None:
     _, ask = spy_quote(500.0, 500.0, minutes_left(START))
     tp1_spot = _spot_where(lambda bid: 1.20 <= bid / ask < 1.50, START + 1)
     jump_spot = _spot_where(lambda bid: bid / ask >= 2.0, START + 2)
-    env = make_env([500.0] * (START + 1) + [tp1_spot, jump_spot])
+    env = make_env([500.0] * (START + 1) + [tp1_spot, jump_spot], reward=SEED_REWARD_CONFIG)
     env.step(Action.BUY_CALL)
     bid1, _ = spy_quote(tp1_spot, 500.0, minutes_left(START + 1))
     assert env.state.held[0] == 5 and env.state.tiers_hit[0] == 1          # TP1: half of 10
@@ -249,6 +275,7 @@ def test_position_is_flattened_and_the_episode_ends_five_minutes_before_the_clos
     assert info["episode_trades"] == 1
     assert info["episode"]["l"] == steps
     assert sum(info["episode_reward_terms"].values()) == pytest.approx(info["episode"]["r"], abs=1e-9)
+    assert info["episode"]["r"] == pytest.approx(dollars / 1000.0, abs=1e-9)   # default preset: the dollars
 
 
 def test_observation_carries_the_position_on_every_row() -> None:

@@ -4,15 +4,27 @@ All terms are per environment step and vectorised over N environments. Inputs ar
 environment knows after applying an action; the "strong setup" rule and the EMA/ATR extension come
 from the features module and are passed in (booleans and floats), never re-derived here.
 
-Scaling: the P&L term is the net dollar P&L of the contracts closed this step (exit at the bid,
-entry at the ask, commission on both fills) divided by the position's entry cost (entry ask times
-contracts times 100), so it is a fraction of premium: a full -15% stop is about -0.15, and the terms
-of every trim and exit of one position add up to its net return. See ``docs/premium-and-risk.md``.
+Scaling (``RewardConfig.pnl_scale``): the P&L term is the net dollar P&L of the contracts closed
+this step (exit at the bid, entry at the ask, commission on both fills) divided either by the
+position's entry cost (``entry_cost``: a fraction of premium, a full -15% stop is about -0.15, the
+terms of every trim and exit of one position add up to its net return) or by a fixed
+``dollars_per_unit`` (``dollars``: the episode's P&L terms add up to its dollars / that unit, so
+reward sums rank policies exactly as money does). See ``docs/rewards.md`` and
+``docs/premium-and-risk.md``.
+
+Two named reward configurations (the presets' reward halves): :data:`DEFAULT_REWARD_CONFIG` (after-
+cost dollars plus potential-based mark-to-market shaping, nothing else) and
+:data:`SEED_REWARD_CONFIG` (the seed research run's weights, unchanged).
+
+Decision steps: the missed-opportunity penalty and the HOLD tax apply only where the agent really
+chose to hold: flat AND an entry was allowed by the mask (``entry_allowed``). Holding through a
+cooldown, after the daily-loss limit or past the entry cutoff costs nothing: HOLD was the only legal
+action there.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -28,35 +40,38 @@ from scalper_shared.core.premium import (
 
 FloatArray = NDArray[np.float64]
 
-REWARD_TERMS = ("pnl", "scalp_tier", "good_buy", "missed_opportunity", "bad_chase", "hold_tax",
-                "stop_loss")
+REWARD_TERMS = ("pnl", "mark_to_market", "scalp_tier", "good_buy", "missed_opportunity", "bad_chase",
+                "hold_tax", "stop_loss")
 """The term names :func:`reward_terms` returns, besides ``total``."""
 
-DEFAULT_SCALP_TIERS: tuple[tuple[float, float], ...] = (
-    (0.20, 0.02), (0.30, 0.04), (0.50, 0.06), (0.70, 0.08), (1.00, 0.12), (2.00, 0.20),
-)
-
-
 class RewardConfig(BaseModel):
-    """Reward weights (defaults from the prior tuned research run). Frozen; saved with every model.
+    """Reward weights. Frozen; saved with every model. The field defaults are the ``default`` preset
+    (:data:`DEFAULT_REWARD_CONFIG`); :data:`SEED_REWARD_CONFIG` holds the seed research run's weights.
 
     ``scalp_tiers``: (realised premium gain, bonus) pairs; a close at a gain pays the bonus of the
-    highest tier reached, times the fraction of the position closed. PPO's ``ent_coef`` (0.08) is a
-    training hyperparameter and lives with the PPO config, not here.
+    highest tier reached, times the fraction of the position closed. ``mark_to_market_weight``
+    scales the potential-based term: the change of the open position's value at the bid (what
+    selling it now would net, both commissions included), so a position's P&L is paid minute by
+    minute as it accrues and the episode's terms still add up to its realised P&L. PPO's ``ent_coef``
+    is a training hyperparameter and lives with the PPO config, not here.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     pnl_weight: float = Field(default=1.0, ge=0)
-    scalp_tiers: tuple[tuple[float, float], ...] = DEFAULT_SCALP_TIERS
-    good_buy_call_bonus: float = 0.12
-    good_buy_put_bonus: float = 0.10
-    missed_opportunity_penalty: float = -0.06
-    bad_chase_penalty: float = -0.03
+    pnl_scale: Literal["dollars", "entry_cost"] = "dollars"
+    """Divide P&L by ``dollars_per_unit`` (``dollars``) or by the position's entry cost (``entry_cost``)."""
+    dollars_per_unit: float = Field(default=1000.0, gt=0)
+    mark_to_market_weight: float = Field(default=1.0, ge=0)
+    scalp_tiers: tuple[tuple[float, float], ...] = ()
+    good_buy_call_bonus: float = 0.0
+    good_buy_put_bonus: float = 0.0
+    missed_opportunity_penalty: float = 0.0
+    bad_chase_penalty: float = 0.0
     chase_threshold_atr: float = Field(default=2.0, gt=0)
     """An entry is a chase when price is this many ATRs beyond its EMA in the trade's direction."""
-    hold_tax: float = -0.0005
-    stop_loss_penalty: float = -0.10
+    hold_tax: float = 0.0
+    stop_loss_penalty: float = 0.0
 
     @model_validator(mode="after")
     def _ascending_tiers(self) -> RewardConfig:
@@ -67,6 +82,14 @@ class RewardConfig(BaseModel):
 
 
 DEFAULT_REWARD_CONFIG = RewardConfig()
+"""The ``default`` preset's reward: after-cost dollars (per $1,000) plus mark-to-market shaping."""
+
+SEED_REWARD_CONFIG = RewardConfig(
+    pnl_weight=1.0, pnl_scale="entry_cost", mark_to_market_weight=0.0,
+    scalp_tiers=((0.20, 0.02), (0.30, 0.04), (0.50, 0.06), (0.70, 0.08), (1.00, 0.12), (2.00, 0.20)),
+    good_buy_call_bonus=0.12, good_buy_put_bonus=0.10, missed_opportunity_penalty=-0.06,
+    bad_chase_penalty=-0.03, chase_threshold_atr=2.0, hold_tax=-0.0005, stop_loss_penalty=-0.10)
+"""The seed research run's reward, weight for weight (its PPO side, ent_coef 0.08, is the preset's)."""
 
 
 def _f(values: ArrayLike) -> FloatArray:
@@ -80,14 +103,35 @@ def _b(values: ArrayLike) -> NDArray[np.bool_]:
 def realised_pnl_term(closed_contracts: ArrayLike, entry_price: ArrayLike, exit_price: ArrayLike,
                       entry_contracts: ArrayLike, config: RewardConfig = DEFAULT_REWARD_CONFIG,
                       premium_config: PremiumModelConfig = DEFAULT_PREMIUM_CONFIG) -> FloatArray:
-    """Net P&L of the contracts closed this step over the position's entry cost; 0 when none closed."""
+    """Net P&L of the contracts closed this step over the P&L unit (:func:`pnl_unit`); 0 when none closed."""
     closed = _f(closed_contracts)
     has_close = closed > 0
     entry = np.where(has_close, _f(entry_price), 1.0)
     exit_ = np.where(has_close, _f(exit_price), 1.0)
-    cost = np.asarray(premium_cash(entry, np.maximum(_f(entry_contracts), 1.0), premium_config))
     pnl = np.asarray(round_trip_pnl(entry, exit_, closed, premium_config))
-    return np.where(has_close, config.pnl_weight * pnl / cost, 0.0)
+    unit = pnl_unit(entry, entry_contracts, config, premium_config)
+    return np.where(has_close, config.pnl_weight * pnl / unit, 0.0)
+
+
+def pnl_unit(entry_price: ArrayLike, entry_contracts: ArrayLike, config: RewardConfig = DEFAULT_REWARD_CONFIG,
+             premium_config: PremiumModelConfig = DEFAULT_PREMIUM_CONFIG) -> FloatArray:
+    """Dollars that make one unit of reward: the position's entry cost, or ``dollars_per_unit``."""
+    if config.pnl_scale == "dollars":
+        return np.full(np.broadcast_shapes(np.shape(_f(entry_price)), np.shape(_f(entry_contracts))),
+                       config.dollars_per_unit)
+    entry = np.where(np.isfinite(_f(entry_price)), _f(entry_price), 1.0)
+    return np.asarray(premium_cash(entry, np.maximum(_f(entry_contracts), 1.0), premium_config), dtype=np.float64)
+
+
+def position_value(entry_price: ArrayLike, mark_bid: ArrayLike, held_contracts: ArrayLike,
+                   premium_config: PremiumModelConfig = DEFAULT_PREMIUM_CONFIG) -> FloatArray:
+    """What selling the ``held_contracts`` at ``mark_bid`` would net against their entry (both
+    commissions included): the potential of the mark-to-market term; 0 when flat."""
+    held = _f(held_contracts)
+    has = held > 0
+    value = round_trip_pnl(np.where(has, _f(entry_price), 0.0), np.where(has, _f(mark_bid), 0.0), held,
+                           premium_config)
+    return np.where(has, np.asarray(value, dtype=np.float64), 0.0)
 
 
 def scalp_tier_bonus(closed_contracts: ArrayLike, entry_price: ArrayLike, exit_price: ArrayLike,
@@ -104,19 +148,22 @@ def scalp_tier_bonus(closed_contracts: ArrayLike, entry_price: ArrayLike, exit_p
     return np.asarray(bonuses[reached] * fraction, dtype=np.float64)
 
 
-def reward_terms(*, action: ArrayLike, was_flat: ArrayLike,
+def reward_terms(*, action: ArrayLike, was_flat: ArrayLike, entry_allowed: ArrayLike,
                  strong_call_setup: ArrayLike = False, strong_put_setup: ArrayLike = False,
                  extension_atr: ArrayLike = 0.0, closed_contracts: ArrayLike = 0,
                  entry_price: ArrayLike = np.nan, exit_price: ArrayLike = np.nan,
                  entry_contracts: ArrayLike = 1, stop_fired: ArrayLike = False,
+                 position_value_change: ArrayLike = 0.0,
                  config: RewardConfig = DEFAULT_REWARD_CONFIG,
                  premium_config: PremiumModelConfig = DEFAULT_PREMIUM_CONFIG) -> dict[str, FloatArray]:
     """Every reward term of one step for N environments, plus their ``total``.
 
-    ``action``: the action taken; ``was_flat``: flat before it. ``extension_atr``: (close - EMA) / ATR,
+    ``action``: the action taken; ``was_flat``: flat before it; ``entry_allowed``: the mask allowed
+    BUY_CALL or BUY_PUT before it (with ``was_flat``: a decision step). ``extension_atr``: (close - EMA) / ATR,
     signed. ``closed_contracts`` were sold this step (trim, exit, stop or flatten) at ``exit_price``
     (the bid) out of ``entry_contracts`` bought at ``entry_price`` (the ask). ``stop_fired``: the
-    -15% stop closed the position this step.
+    -15% stop closed the position this step. ``position_value_change``: :func:`position_value` after
+    the step minus before it, in dollars (the mark-to-market term's input).
     """
     act = np.atleast_1d(np.asarray(action, dtype=np.int64))
     flat = _b(was_flat)
@@ -124,12 +171,14 @@ def reward_terms(*, action: ArrayLike, was_flat: ArrayLike,
     extension = _f(extension_atr)
     bought_call = flat & (act == Action.BUY_CALL)
     bought_put = flat & (act == Action.BUY_PUT)
-    held_flat = flat & (act == Action.HOLD)
+    held_flat = flat & _b(entry_allowed) & (act == Action.HOLD)
     chase = (bought_call & (extension >= config.chase_threshold_atr)) | \
             (bought_put & (extension <= -config.chase_threshold_atr))
     terms = {
         "pnl": realised_pnl_term(closed_contracts, entry_price, exit_price, entry_contracts, config,
                                  premium_config),
+        "mark_to_market": config.mark_to_market_weight * _f(position_value_change)
+        / pnl_unit(entry_price, entry_contracts, config, premium_config),
         "scalp_tier": scalp_tier_bonus(closed_contracts, entry_price, exit_price, entry_contracts, config),
         "good_buy": np.where(bought_call & call_setup, config.good_buy_call_bonus, 0.0)
         + np.where(bought_put & put_setup, config.good_buy_put_bonus, 0.0),

@@ -39,7 +39,7 @@ from scalper_shared.core.premium import (
     symbol_spec_arrays,
     time_to_expiry_years,
 )
-from scalper_shared.core.rewards import REWARD_TERMS, reward_terms
+from scalper_shared.core.rewards import REWARD_TERMS, position_value, reward_terms
 from scalper_shared.core.risk import (
     contracts_to_sell,
     in_flatten_window,
@@ -240,6 +240,8 @@ class TradingBatch:
         allowed = self.masks[np.arange(self.n), requested]
         action = np.where(allowed, requested, HOLD)
         was_flat = self.held == 0
+        entry_allowed = self.masks[:, BUY_CALL] | self.masks[:, BUY_PUT]
+        value_before = self._position_value()
         decision_row = self.row
         self._closed[:] = 0
         self._exit_value[:] = 0.0
@@ -248,19 +250,24 @@ class TradingBatch:
         self.row = decision_row + 1
         stop_fired = self._apply_risk()
         terms = reward_terms(
-            action=action, was_flat=was_flat,
+            action=action, was_flat=was_flat, entry_allowed=entry_allowed,
             strong_call_setup=self.tape.setup[decision_row] == 1,
             strong_put_setup=self.tape.setup[decision_row] == -1,
             extension_atr=self.tape.extension[decision_row], closed_contracts=self._closed,
             entry_price=self.entry_price,
             exit_price=np.where(self._closed > 0, self._exit_value / np.maximum(self._closed, 1), np.nan),
             entry_contracts=self.entry_contracts, stop_fired=stop_fired,
+            position_value_change=self._position_value() - value_before,
             config=self.config.reward, premium_config=self.config.premium)
         reward = terms["total"]
         self.episode_return += reward
         self.episode_length += 1
         self.episode_terms += np.stack([terms[name] for name in REWARD_TERMS], axis=1)
         return StepResult(reward, terms, self.row >= self.end_row, ~allowed)
+
+    def _position_value(self) -> FloatArray:
+        """Net dollars of selling what is held at its last mark (the mark-to-market potential)."""
+        return position_value(self.entry_price, self.mark_bid, self.held, self.config.premium)
 
     def _quote_bid_ask(self, envs: IntArray, rows: IntArray) -> tuple[FloatArray, FloatArray]:
         tape = self.tape
