@@ -163,3 +163,10 @@ def test_mark_to_market_terms_of_a_position_add_up_to_zero_and_the_episode_to_it
     assert terms["total"].sum() == pytest.approx(dollars / 1000.0)
     assert terms["mark_to_market"][0] == pytest.approx((-0.05 * 1000 - 13.0) / 1000.0)
     assert position_value([2.0, 2.0], [2.5, 9.0], [0, 2])[0] == 0.0
+
+
+def test_the_presets_carry_the_named_reward_configs() -> None:
+    from scalper_shared.schema.presets import PRESETS
+
+    assert PRESETS["seed"].reward == SEED_REWARD_CONFIG and PRESETS["seed"].ppo.ent_coef == 0.08
+    assert PRESETS["default"].reward == DEFAULT_REWARD_CONFIG

@@ -9,8 +9,8 @@ one. The presets:
   table is in the README). Enough gradient work per sample for PPO to move the policy
   (small rollouts of 16 x 256 steps, minibatches of 256, 10 epochs) and a small entropy bonus.
 * ``seed``: the prior research run this project started from, kept for reproduction: its entropy
-  coefficient 0.08 and its shaped reward weights (``rewards.SEED_REWARD_CONFIG`` when the reward
-  module defines it), with the default PPO sampling otherwise.
+  coefficient 0.08 and its shaped reward weights (``rewards.SEED_REWARD_CONFIG``), with the
+  default PPO sampling otherwise.
 * ``legacy``: the PPO settings this project shipped before the learning study (128 x 64 rollouts,
   batch 4,096, 4 epochs, ent_coef 0.08): 488 gradient steps in 500k samples, which barely moves
   the policy. Kept only as the comparison point of the benchmark.
@@ -62,25 +62,17 @@ class Preset(BaseModel):
     reward: rewards.RewardConfig
 
 
-def _seed_reward() -> rewards.RewardConfig:
-    return getattr(rewards, "SEED_REWARD_CONFIG", rewards.DEFAULT_REWARD_CONFIG)
-
-
-def _default_reward() -> rewards.RewardConfig:
-    return rewards.DEFAULT_REWARD_CONFIG
-
-
 DEFAULT_PPO = PPOConfig()
 
 PRESETS: dict[str, Preset] = {
     preset.name: preset for preset in (
         Preset(name="default", description="Measured defaults: PPO that updates, small entropy bonus",
-               n_envs=16, ppo=DEFAULT_PPO, reward=_default_reward()),
+               n_envs=16, ppo=DEFAULT_PPO, reward=rewards.DEFAULT_REWARD_CONFIG),
         Preset(name="seed", description="The seed research run: ent_coef 0.08 and its shaped reward",
-               n_envs=16, ppo=DEFAULT_PPO.model_copy(update={"ent_coef": 0.08}), reward=_seed_reward()),
+               n_envs=16, ppo=DEFAULT_PPO.model_copy(update={"ent_coef": 0.08}), reward=rewards.SEED_REWARD_CONFIG),
         Preset(name="legacy", description="Pre-study PPO settings (few gradient steps); comparison only",
                n_envs=128, ppo=PPOConfig(n_steps=64, batch_size=4096, n_epochs=4, ent_coef=0.08),
-               reward=_seed_reward()),
+               reward=rewards.SEED_REWARD_CONFIG),
     )
 }
 DEFAULT_PRESET = "default"
