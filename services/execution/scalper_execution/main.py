@@ -86,7 +86,7 @@ def start_live(settings: ExecutionSettings, database: Engine, clock: Clock) -> A
 
 def build_app(settings: ExecutionSettings) -> FastAPI:
     service, workers, checks = build_service(settings)
-    app = build_service_app(SERVICE, checks=checks, workers=workers)
+    app = build_service_app(SERVICE, checks=checks, workers=workers, docs=settings.api_docs_enabled)
     install_routes(app, service, install_api_security(app, settings))
     return app
 

@@ -26,8 +26,7 @@ def build_policy_app(settings: PolicySettings, connections: Connections,
                      runtime: PolicyRuntime | None = None) -> FastAPI:
     runtime = runtime or build_policy_runtime(settings, connections)
     app = build_service_app(SERVICE, checks=connections.readiness_checks(), workers=runtime.workers,
-                            docs_url="/docs" if settings.api_docs_enabled else None,
-                            openapi_url="/openapi.json" if settings.api_docs_enabled else None)
+                            docs=settings.api_docs_enabled)
     auth = install_api_security(app, settings)
     jobs = TrainingJobs(connections.redis, job_timeout_s=settings.training_job_timeout_s,
                         retries=settings.training_job_retries, result_ttl_s=settings.training_result_ttl_s,

@@ -1,4 +1,10 @@
-"""The HTTP face every service has: ``/healthz``, ``/readyz``, ``/metrics``, and clean shutdown.
+"""The HTTP face every service has: ``/healthz``, ``/readyz``, ``/metrics``, API docs, request
+latency metrics, and clean shutdown.
+
+API docs (Swagger UI at ``/docs``, ReDoc at ``/redoc``) are served from assets bundled by the
+``fastapi-offline`` package (under ``/static-offline-docs``): they work without internet. Every
+request is timed into ``scalper_http_request_duration_seconds{method, route, status}`` (``route`` is
+the path template, so ids do not explode the label set; unmatched paths count as ``unmatched``).
 
 A service's ``main`` builds its settings and clients, wraps its long-running loops as
 :class:`BackgroundWorker` objects and calls :func:`serve`. Uvicorn turns SIGTERM/SIGINT into the
@@ -9,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Protocol
@@ -17,12 +24,46 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from fastapi_offline import FastAPIOffline
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[], None]
 """Raises when the dependency is not usable; returns None when it is."""
+
+REQUEST_SECONDS = Histogram(
+    "scalper_http_request_duration_seconds", "HTTP request latency by route template and status",
+    ("method", "route", "status"),
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0))
+UNMATCHED_ROUTE = "unmatched"
+
+
+class RequestLatency:
+    """ASGI middleware: times every HTTP request into :data:`REQUEST_SECONDS` (to the end of its body)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
+            REQUEST_SECONDS.labels(scope["method"], route, str(status)).observe(time.perf_counter() - started)
 
 
 class BackgroundWorker(Protocol):
@@ -95,9 +136,13 @@ def build_service_app(
     workers: Sequence[BackgroundWorker] = (),
     registry: CollectorRegistry = REGISTRY,
     shutdown_timeout_s: float = 30.0,
+    docs: bool = True,
     **fastapi_kwargs: object,
 ) -> FastAPI:
-    """A FastAPI app with health, readiness and metrics routes that runs ``workers`` while up."""
+    """A FastAPI app with health, readiness and metrics routes that runs ``workers`` while up.
+
+    ``docs``: serve ``/openapi.json``, Swagger UI (``/docs``) and ReDoc (``/redoc``) from local assets;
+    False serves none of them."""
     checks = dict(checks or {})
 
     @asynccontextmanager
@@ -118,8 +163,13 @@ def build_service_app(
                     logger.info("worker %s stopped", worker.name)
 
     dependencies = [Depends(reject_unknown_query), *fastapi_kwargs.pop("dependencies", [])]  # type: ignore[misc]
-    app = FastAPI(title=f"scalper-{name}", lifespan=lifespan, dependencies=dependencies,
-                  **fastapi_kwargs)  # type: ignore[arg-type]
+    if docs:
+        app = FastAPIOffline(title=f"scalper-{name}", lifespan=lifespan, dependencies=dependencies,
+                             **fastapi_kwargs)
+    else:
+        app = FastAPI(title=f"scalper-{name}", lifespan=lifespan, dependencies=dependencies, docs_url=None,
+                      redoc_url=None, openapi_url=None, **fastapi_kwargs)  # type: ignore[arg-type]
+    app.add_middleware(RequestLatency)
 
     @app.get("/healthz", tags=["ops"], responses={503: {"description": "A background worker has died"}})
     def healthz() -> dict[str, object]:
