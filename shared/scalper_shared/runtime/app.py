@@ -165,7 +165,7 @@ def build_service_app(
     dependencies = [Depends(reject_unknown_query), *fastapi_kwargs.pop("dependencies", [])]  # type: ignore[misc]
     if docs:
         app = FastAPIOffline(title=f"scalper-{name}", lifespan=lifespan, dependencies=dependencies,
-                             **fastapi_kwargs)
+                             **fastapi_kwargs)  # type: ignore[arg-type]
     else:
         app = FastAPI(title=f"scalper-{name}", lifespan=lifespan, dependencies=dependencies, docs_url=None,
                       redoc_url=None, openapi_url=None, **fastapi_kwargs)  # type: ignore[arg-type]
