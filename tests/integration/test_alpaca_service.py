@@ -32,7 +32,7 @@ from scalper_shared.db.models import daily_pnl, orders, risk_events, risk_state,
 from scalper_shared.schema import make_envelope, streams
 from scalper_shared.schema.messages import TradingState
 from tests.fakes.alpaca import FakeAlpaca
-from tests.unit.execution_support import FakeMonotonic, bar, decision
+from tests.unit.execution_support import FakeMonotonic, bar, decision, served
 
 pytestmark = pytest.mark.integration
 
@@ -66,7 +66,8 @@ def build(database: Engine, redis_client: redis.Redis, prefix: str, broker: Alpa
           risk: RiskConfig | None = None) -> ExecutionService:
     clock = FakeClock(datetime(2025, 7, 1, 14, 0, tzinfo=UTC))
     engine = ExecutionEngine(risk or CHURN, DEFAULT_PREMIUM_CONFIG, clock, FakeMonotonic(),
-                             ExecutionConfig(broker.config.max_contracts_per_entry, RateLimit.parse("100000/1s")))
+                             ExecutionConfig(broker.config.max_contracts_per_entry, RateLimit.parse("100000/1s")),
+                             served=served)
     producers = [StreamProducer(redis_client, s, maxlen=100_000, prefix=prefix)
                  for s in (streams.ORDERS_EVENTS, streams.POSITIONS_STATE)]
     ids = SequentialIds("evt")
@@ -110,7 +111,7 @@ def test_a_decision_becomes_an_alpaca_order_fill_and_position_then_exits_flat(
     assert trade.contracts_open == 1 and trade.avg_premium == pytest.approx(1.25)
     assert [p.option_symbol for p in service.broker.positions()] == [trade.option_symbol]
     fake.fill_price = 1.50
-    deliver(service, decision("SPY", 4, Action.EXIT), "d-exit")
+    deliver(service, decision("SPY", 5, Action.EXIT), "d-exit")
     with database.connect() as c:
         trade = c.execute(select(trades)).one()
         statuses = c.execute(select(orders.c.status)).scalars().all()

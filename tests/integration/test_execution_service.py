@@ -37,7 +37,7 @@ from scalper_shared.runtime.api_security import (
 )
 from scalper_shared.schema import make_envelope, streams
 from scalper_shared.schema.messages import SubmitOrder
-from tests.unit.execution_support import FakeMonotonic, bar, decision
+from tests.unit.execution_support import FakeMonotonic, bar, decision, served
 
 pytestmark = pytest.mark.integration
 
@@ -71,9 +71,9 @@ def database(migrated_database_url: str) -> Iterator:  # noqa: ANN401
 
 def build(database, redis_client: redis.Redis, prefix: str, risk: RiskConfig, rate: str = "100000/1s",
           wrap=None, bar_wait_s: float = 5.0) -> ExecutionService:  # noqa: ANN001
-    clock = FakeClock(datetime(2025, 7, 1, 14, 0, tzinfo=UTC))
+    clock = FakeClock(datetime(2025, 7, 1, 20, 30, tzinfo=UTC))  # after the bars the tests feed
     engine = ExecutionEngine(risk, DEFAULT_PREMIUM_CONFIG, clock, FakeMonotonic(),
-                             ExecutionConfig(1, RateLimit.parse(rate)))
+                             ExecutionConfig(1, RateLimit.parse(rate)), served=served)
     broker = PaperBroker(database, engine.quote_option, clock, DEFAULT_PREMIUM_CONFIG)
     producers = [StreamProducer(redis_client, s, maxlen=100_000, prefix=prefix)
                  for s in (streams.ORDERS_EVENTS, streams.POSITIONS_STATE)]
@@ -105,7 +105,8 @@ def test_101_orders_in_one_second_exactly_100_reach_the_broker(database, redis_c
     warm(service)
     for k in range(101):
         service.engine._monotonic.now = k * 0.009  # type: ignore[attr-defined]
-        deliver(service, decision("SPY", 4, Action.BUY_CALL if k % 2 == 0 else Action.EXIT), f"burst-{k}")
+        deliver(service, bar("SPY", 5 + k, 600.0), f"bar-{k}")  # one decision per (model, symbol, minute)
+        deliver(service, decision("SPY", 5 + k, Action.BUY_CALL if k % 2 == 0 else Action.EXIT), f"burst-{k}")
     assert count(database, paper_orders) == 100
     denied = count(database, risk_events, risk_events.c.kind == "denied", risk_events.c.reason == ORDER_RATE_LIMIT)
     assert denied == 1
@@ -116,9 +117,14 @@ def test_101_orders_in_one_second_exactly_100_reach_the_broker(database, redis_c
 @pytest.mark.slow
 def test_1000_timeouts_after_the_broker_accepted_make_no_duplicate(database, redis_client, stream_prefix) -> None:
     service = build(database, redis_client, stream_prefix, CHURN, wrap=TimeoutAfterAccept)
-    warm(service)
-    for k in range(1000):
-        deliver(service, decision("SPY", 4, Action.BUY_CALL if k % 2 == 0 else Action.EXIT), f"d-{k}")
+    symbols = {"SPY": 600.0, "QQQ": 500.0, "SPX": 6000.0}
+    for symbol, price in symbols.items():
+        warm(service, symbol, price)
+    for pair in range(500):  # one decision per (model, symbol, minute): round trips spread over symbols
+        symbol, n = list(symbols)[pair % 3], 5 + 2 * (pair // 3)
+        for k, action in ((n, Action.BUY_CALL), (n + 1, Action.EXIT)):
+            deliver(service, bar(symbol, k, symbols[symbol]), f"b-{symbol}-{k}")
+            deliver(service, decision(symbol, k, action), f"d-{symbol}-{k}")
     assert service.broker.submits == 1000  # type: ignore[attr-defined]
     assert count(database, paper_orders) == 1000
     assert count(database, orders, orders.c.status == "filled") == 1000

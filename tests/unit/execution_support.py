@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from scalper_execution.engine import Effects, ExecutionConfig, ExecutionEngine
+from scalper_execution.engine import Effects, ExecutionConfig, ExecutionEngine, ServedModel
 from scalper_shared.clock import FakeClock
 from scalper_shared.core.actions import N_ACTIONS, Action
 from scalper_shared.core.premium import DEFAULT_PREMIUM_CONFIG, commission
@@ -14,6 +14,14 @@ from scalper_shared.core.risk import RiskConfig
 from scalper_shared.schema.messages import Bar, OrderFilled, OrderSide, PolicyDecision, Session
 
 DAY_OPEN = datetime(2025, 7, 1, 13, 30, tzinfo=UTC)  # 09:30 ET, a regular 16:00 session
+AFTER_THE_DAY = datetime(2025, 7, 2, 0, 0, tzinfo=UTC)
+"""The tests' wall clock: after every bar of the day they feed (execution refuses bars from the future)."""
+SERVED = ServedModel("m", "h")
+"""The promoted model of the tests: what :func:`decision` claims."""
+
+
+def served(_claimed: str) -> ServedModel:
+    return SERVED
 
 
 def minute(n: int) -> datetime:
@@ -26,9 +34,10 @@ def bar(symbol: str, n: int, close: float) -> Bar:
                session=Session.REGULAR, source="test")
 
 
-def decision(symbol: str, n: int, action: Action) -> PolicyDecision:
+def decision(symbol: str, n: int, action: Action, *, model_id: str = SERVED.model_id,
+             spec_hash: str = SERVED.spec_hash, mask: tuple[bool, ...] = (True,) * N_ACTIONS) -> PolicyDecision:
     return PolicyDecision(symbol=symbol, minute=minute(n), action=action, probabilities=(1 / N_ACTIONS,) * N_ACTIONS,
-                          mask=(True,) * N_ACTIONS, model_id="m", spec_hash="h")
+                          mask=mask, model_id=model_id, spec_hash=spec_hash)
 
 
 class FakeMonotonic:
@@ -40,8 +49,8 @@ class FakeMonotonic:
 
 
 def make_engine(risk: RiskConfig | None = None, contracts: int = 1, rate: str = "100000/1s") -> ExecutionEngine:
-    return ExecutionEngine(risk or RiskConfig(), DEFAULT_PREMIUM_CONFIG, FakeClock(DAY_OPEN), FakeMonotonic(),
-                           ExecutionConfig(contracts, RateLimit.parse(rate)))
+    return ExecutionEngine(risk or RiskConfig(), DEFAULT_PREMIUM_CONFIG, FakeClock(AFTER_THE_DAY), FakeMonotonic(),
+                           ExecutionConfig(contracts, RateLimit.parse(rate)), served=served)
 
 
 def fill_all(engine: ExecutionEngine, effects: Effects) -> list[OrderFilled]:

@@ -148,7 +148,7 @@ def test_reducing_only_reduces() -> None:
     engine.set_trading_state(TradingState.REDUCING, "test")
     assert [d.reason for d in engine.on_decision(decision("QQQ", n, Action.BUY_CALL), "q").denials()] == [
         RiskReason.TRADING_REDUCING]
-    trim = engine.on_decision(decision("SPY", n, Action.TRIM_50), "t")
+    trim = engine.on_decision(decision("SPY", n + 1, Action.TRIM_50), "t")
     assert [(o.order.side, o.order.contracts) for o in trim.orders] == [(OrderSide.SELL, 2)]
 
 
@@ -189,7 +189,7 @@ def test_symbol_rotation_caps_and_order_sizes() -> None:
     for symbol, price in (("SPY", 600.0), ("QQQ", 500.0), ("SPX", 6000.0)):
         warm_up(engine, symbol, price)
     open_call(engine, "SPY")
-    assert [d.reason for d in engine.on_decision(decision("SPY", 5, Action.BUY_PUT), "s2").denials()] == [
+    assert [d.reason for d in engine.on_decision(decision("SPY", 6, Action.BUY_PUT), "s2").denials()] == [
         RiskReason.SYMBOL_ALREADY_HELD]
     open_call(engine, "QQQ")
     assert [d.reason for d in engine.on_decision(decision("SPX", 5, Action.BUY_CALL), "x").denials()] == [
@@ -222,12 +222,13 @@ def test_entries_stop_at_the_cutoff_and_positions_flatten_before_the_close() -> 
 def test_the_order_rate_limit_denies_the_101st_order_in_a_second() -> None:
     engine = make_engine(RiskConfig(cooldown_after_exit_minutes=0, max_trades_per_day=1000), rate="100/1s")
     clock: FakeMonotonic = engine._monotonic  # type: ignore[assignment]
-    warm_up(engine)
+    start = warm_up(engine)
     sent, denied = 0, []
     for k in range(101):
         clock.now = k * 0.009  # 101 orders within 0.91 s
         action = Action.BUY_CALL if k % 2 == 0 else Action.EXIT
-        effects = engine.on_decision(decision("SPY", 5, action), f"burst-{k}")
+        engine.on_bar(bar("SPY", start + k, 600.0))  # one decision per minute: (model, symbol, minute) is unique
+        effects = engine.on_decision(decision("SPY", start + k, action), f"burst-{k}")
         sent += len(effects.orders)
         denied += [d.reason for d in effects.denials()]
         fill_all(engine, effects)

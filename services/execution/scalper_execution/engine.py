@@ -5,6 +5,13 @@ position is marked on every bar of its underlying and the hard stop, the flatten
 take-profit tiers are evaluated there, whatever the policy said. Every refusal comes back as an
 ``OrderDenied`` event. Time comes from the bars (market time, so replays are deterministic) and from
 the injected clock for operator commands; the order rate limit uses the injected monotonic clock.
+
+Nothing on the streams is trusted (docs/execution.md, "What execution refuses"): a bar whose close
+lies ahead of the clock is refused, so market time per symbol only moves forward and never into the
+future; a decision is acted on only when it comes from the promoted model under the served feature
+spec hash, its own mask and the mask execution recomputes allow its action, its symbol has an option
+spec and its minute lies within ``decision_tolerance`` of the symbol's market time. Decisions are
+deduplicated by (model, symbol, minute), whatever their envelope id.
 """
 
 from __future__ import annotations
@@ -12,14 +19,16 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from scalper_execution.contracts import MarketState, OptionQuote, occ_symbol, parse_occ
+from scalper_execution.contracts import BAR_LENGTH, MarketState, OptionQuote, occ_symbol, parse_occ
 from scalper_shared.clock import Clock
-from scalper_shared.core.actions import Action
+from scalper_shared.core.actions import ENTRY_ACTIONS, Action
 from scalper_shared.core.calendar import session_date, trading_day
+from scalper_shared.core.masks import action_mask
 from scalper_shared.core.premium import PremiumModelConfig, atm_strike, normalise_symbol
 from scalper_shared.core.ratelimit import RateLimit, SlidingWindow
 from scalper_shared.core.risk import (
@@ -54,6 +63,13 @@ logger = logging.getLogger(__name__)
 ORDER_RATE_LIMIT = "order_rate_limit"
 NO_MARKET_DATA = "no_market_data"
 ORDER_PENDING = "order_pending"
+UNKNOWN_SYMBOL = "unknown_symbol"
+NO_PROMOTED_MODEL = "no_promoted_model"
+UNKNOWN_MODEL = "unknown_model"
+SPEC_HASH_MISMATCH = "spec_hash_mismatch"
+ACTION_MASKED = "action_masked"
+DECISION_OUT_OF_TIME = "decision_out_of_time"
+BAR_AHEAD_OF_CLOCK = "bar_ahead_of_clock"
 TRIM_FRACTIONS = {Action.TRIM_50: 0.5, Action.TRIM_70: 0.7, Action.EXIT: 1.0}
 STOP_REASON = "stop_loss"
 TERMINAL_STATUSES = frozenset({"filled", "canceled", "rejected"})
@@ -63,6 +79,33 @@ def client_order_id(*parts: object) -> str:
     """A deterministic id from what caused the order: the same cause always gives the same id."""
     digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()
     return f"sx-{digest[:28]}"
+
+
+def sanitise_reason(reason: str, limit: int = 200) -> str:
+    """An operator's or a rule's reason as stored: control characters (NUL included) become spaces,
+    at most ``limit`` characters."""
+    cleaned = "".join(" " if unicodedata.category(c) in ("Cc", "Cs") else c for c in reason)
+    return cleaned.strip()[:limit]
+
+
+def decision_order_id(decision: PolicyDecision) -> str:
+    """The order (or denial) id of a decision: by (model, symbol, minute), never by envelope id, so the
+    same decision under a new envelope is recognised as a duplicate."""
+    return client_order_id("decision", decision.model_id, normalise_symbol(decision.symbol),
+                           decision.minute.isoformat())
+
+
+@dataclass(frozen=True, slots=True)
+class ServedModel:
+    """The model whose decisions execution acts on: the promoted one and its feature spec hash."""
+
+    model_id: str
+    spec_hash: str
+
+
+ServedModelSource = Callable[[str], ServedModel | None]
+"""Given the model id a decision claims, the model served now (None when none is promoted); the
+argument lets a caching source re-read its store when the claim differs from what it holds."""
 
 
 @dataclass(slots=True)
@@ -134,6 +177,7 @@ class Effects:
     positions: list[Position] = field(default_factory=list)
     events: list[Message] = field(default_factory=list)
     tally_changed: bool = False
+    refused_bar: str | None = None
 
     def denials(self) -> list[OrderDenied]:
         return [e for e in self.events if isinstance(e, OrderDenied)]
@@ -143,12 +187,17 @@ class Effects:
 class ExecutionConfig:
     contracts_per_entry: int = 1
     order_rate_limit: RateLimit = field(default_factory=lambda: RateLimit(100, 1.0))
+    decision_tolerance: timedelta = timedelta(minutes=2)
+    """How far a decision's minute may lie from its symbol's market time (newest bar start)."""
+    clock_allowance: timedelta = timedelta(minutes=1)
+    """How far a bar's close may lie ahead of the clock before the bar is refused."""
 
 
 class ExecutionEngine:
     def __init__(self, risk: RiskConfig, premium: PremiumModelConfig, clock: Clock,
                  monotonic: Callable[[], float], config: ExecutionConfig | None = None,
-                 state: EngineState | None = None) -> None:
+                 state: EngineState | None = None, *, served: ServedModelSource) -> None:
+        self.served = served
         self.risk = risk
         self.premium = premium
         self.config = config or ExecutionConfig()
@@ -226,12 +275,18 @@ class ExecutionEngine:
         market = self.market(symbol)
         if market.last_bar is not None and bar.start <= market.last_bar.start:
             return Effects()
+        clock_now = self._clock.now()
+        if bar.start + BAR_LENGTH > clock_now + self.config.clock_allowance:
+            logger.warning("bar %s %s refused: it closes after the clock (%s)", symbol, bar.start.isoformat(),
+                           clock_now.isoformat())
+            return Effects(refused_bar=BAR_AHEAD_OF_CLOCK)
         market.update(bar)
         as_of = market.as_of
         assert as_of is not None
         self._market_now = max(self._market_now or as_of, as_of)
         effects = Effects()
-        self._roll_day(session_date(bar.start), effects)
+        if trading_day(session_date(bar.start)) is not None:
+            self._roll_day(session_date(bar.start), effects)
         position = self.state.positions.get(symbol)
         if position is not None and position.contracts > 0:
             self._enforce_position_rules(position, market, bar, effects)
@@ -245,10 +300,14 @@ class ExecutionEngine:
         effects = Effects()
         if decision.action is Action.HOLD:
             return effects
-        order_id = client_order_id("decision", decision_id)
-        if order_id in self.state.known_order_ids:
-            return effects  # redelivered: its order (or denial) already exists
         symbol = normalise_symbol(decision.symbol)
+        order_id = decision_order_id(decision)
+        if order_id in self.state.known_order_ids:
+            return effects  # redelivered, or the same decision again: its order (or denial) already exists
+        refusal = self._unauthentic(decision, symbol)
+        if refusal is not None:
+            self._deny(order_id, symbol, refusal[0], effects, refusal[1])
+            return effects
         if decision.action in (Action.BUY_CALL, Action.BUY_PUT):
             right = OptionRight.CALL if decision.action is Action.BUY_CALL else OptionRight.PUT
             self._enter(symbol, right, order_id, decision_id, effects)
@@ -256,6 +315,48 @@ class ExecutionEngine:
             self._reduce(symbol, TRIM_FRACTIONS[decision.action], order_id, f"policy:{decision.action.name}",
                          decision_id, effects)
         return effects
+
+    def decision_in_time(self, decision: PolicyDecision) -> bool:
+        """Whether the decision's minute lies within the tolerance of its symbol's market time (of the
+        clock before any bar of the symbol arrived)."""
+        last = self.market(decision.symbol).last_bar
+        reference = last.start if last is not None else self._clock.now()
+        return abs(decision.minute - reference) <= self.config.decision_tolerance
+
+    def action_mask(self, symbol: str) -> list[bool]:
+        """The mask execution recomputes from its own state (positions, trading state, day tally)."""
+        snapshot = self.snapshot()
+        since, was_stop = snapshot.minutes_since_exit(symbol)
+        mask = action_mask(snapshot.held(symbol) > 0, minutes_to_close=snapshot.minutes_to_close(),
+                           trading_state=snapshot.trading_state, trades_today=snapshot.trades_today,
+                           minutes_since_exit=since, exit_was_stop=was_stop, pnl_today=snapshot.pnl_today,
+                           config=self.risk)
+        return [bool(v) for v in mask]
+
+    def _unauthentic(self, decision: PolicyDecision, symbol: str) -> tuple[str, str] | None:
+        """(reason, detail) when the decision must not be acted on, else None."""
+        if symbol not in self.premium.symbols:
+            return UNKNOWN_SYMBOL, f"no option spec for {symbol}"
+        served = self.served(decision.model_id)
+        if served is None:
+            return NO_PROMOTED_MODEL, "no model is promoted"
+        if decision.model_id != served.model_id:
+            return UNKNOWN_MODEL, f"model {decision.model_id[:64]!r} is not the promoted model"
+        if decision.spec_hash != served.spec_hash:
+            return SPEC_HASH_MISMATCH, f"spec hash {decision.spec_hash[:16]!r} is not the served one"
+        if not decision.mask[decision.action]:
+            return ACTION_MASKED, "the decision's own mask forbids its action"
+        if not self.decision_in_time(decision):
+            last = self.market(symbol).last_bar
+            return DECISION_OUT_OF_TIME, (f"minute {decision.minute.isoformat()} is more than "
+                                          f"{self.config.decision_tolerance} from market time "
+                                          f"{last.start.isoformat() if last else 'none'}")
+        if decision.action in ENTRY_ACTIONS and self.market(symbol).last_bar is not None:
+            mask = self.action_mask(symbol)
+            if not mask[decision.action]:
+                reason = check_entry(self.snapshot(), symbol, self.config.contracts_per_entry, self.risk)
+                return str(reason or ACTION_MASKED), "execution's own mask forbids the action"
+        return None
 
     def on_fill(self, fill: OrderFilled) -> Effects:
         """Apply a broker fill to its order, position, trade and the day's P&L (once per fill id)."""
@@ -340,6 +441,7 @@ class ExecutionEngine:
             effects.tally_changed = True
 
     def _change_state(self, target: TradingState, reason: str, effects: Effects) -> None:
+        reason = sanitise_reason(reason) or target.value
         previous = self.state.trading_state
         if previous is target:
             return

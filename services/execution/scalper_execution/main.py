@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import time
+from datetime import timedelta
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
@@ -17,6 +18,7 @@ from scalper_execution.brokers.paper import PaperBroker, PaperBrokerConfig
 from scalper_execution.engine import ExecutionConfig, ExecutionEngine
 from scalper_execution.live import LiveTradingRefused, start_live_broker
 from scalper_execution.reconcile import reconcile_at_start
+from scalper_execution.served import PromotedModelSource
 from scalper_execution.service import ExecutionService, StreamPublisher
 from scalper_execution.settings import ExecutionSettings
 from scalper_execution.store import Store
@@ -46,8 +48,11 @@ def build_service(settings: ExecutionSettings) -> tuple[ExecutionService, list[T
     clock = SystemClock()
     live = start_live(settings, database, clock) if settings.broker == "alpaca" else None
     contracts = live.config.max_contracts_per_entry if live is not None else settings.contracts_per_entry
-    engine = ExecutionEngine(settings.risk, DEFAULT_PREMIUM_CONFIG, clock, time.monotonic,
-                             ExecutionConfig(contracts, RateLimit.parse(settings.order_rate_limit)))
+    config = ExecutionConfig(contracts, RateLimit.parse(settings.order_rate_limit),
+                             decision_tolerance=timedelta(minutes=settings.decision_tolerance_minutes),
+                             clock_allowance=timedelta(seconds=settings.bar_clock_allowance_s))
+    engine = ExecutionEngine(settings.risk, DEFAULT_PREMIUM_CONFIG, clock, time.monotonic, config,
+                             served=PromotedModelSource(database))
     broker = live or PaperBroker(database, engine.quote_option, clock, DEFAULT_PREMIUM_CONFIG,
                                  PaperBrokerConfig(deterministic=settings.paper_deterministic,
                                                    latency_ms=settings.paper_latency_ms,
@@ -64,13 +69,14 @@ def build_service(settings: ExecutionSettings) -> tuple[ExecutionService, list[T
         reconcile_at_start(service)  # HALTED with the reason on any mismatch with the broker
     else:
         service.reconcile()
-    config = ConsumerConfig.from_settings(settings)
+    consumer_config = ConsumerConfig.from_settings(settings)
     consumer = f"{socket.gethostname()}-{os.getpid()}"
     workers = [
-        ConsumerRunner(connections.redis, streams.MD_BARS, GROUP, consumer, service.handle_bars, config=config,
+        ConsumerRunner(connections.redis, streams.MD_BARS, GROUP, consumer, service.handle_bars,
+                       config=consumer_config,
                        prefix=settings.stream_prefix).as_worker(),
         ConsumerRunner(connections.redis, streams.POLICY_DECISIONS, GROUP, consumer, service.handle_decisions,
-                       config=config, prefix=settings.stream_prefix).as_worker(),
+                       config=consumer_config, prefix=settings.stream_prefix).as_worker(),
         ThreadWorker("reconciler", lambda stop: service.run_reconciler(settings.reconcile_interval_ms / 1000, stop)),
     ]
     return service, workers, connections.readiness_checks()

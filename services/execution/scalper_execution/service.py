@@ -18,11 +18,11 @@ from typing import Protocol
 from prometheus_client import Counter
 
 from scalper_execution.brokers.base import Broker, BrokerError, BrokerOrder, BrokerRejected, BrokerStatus
-from scalper_execution.engine import Effects, ExecutionEngine, OpenOrder
+from scalper_execution.engine import Effects, ExecutionEngine, OpenOrder, sanitise_reason
 from scalper_execution.store import Store
 from scalper_shared.bus import Delivery, StreamProducer
 from scalper_shared.clock import Clock, IdFactory
-from scalper_shared.core.actions import Action
+from scalper_shared.core.actions import ENTRY_ACTIONS
 from scalper_shared.schema import make_envelope
 from scalper_shared.schema.envelope import Message
 from scalper_shared.schema.messages import (
@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 DECISIONS_AHEAD = Counter("scalper_execution_decisions_ahead_of_bar_total",
                           "Decisions acted on before their own bar reached execution (waited bar_wait_s)")
+BARS_REFUSED = Counter("scalper_execution_bars_refused_total", "Bars refused by execution, by reason", ("reason",))
 
 SOURCE = "execution"
 BROKER_REJECTED = "broker_rejected"
@@ -107,10 +108,16 @@ class ExecutionService:
         for delivery in batch:
             if isinstance(delivery.envelope.payload, Bar):
                 with self.lock:  # the bar and the fills it triggers, before any decision gets in
-                    self._guarded(lambda bar=delivery.envelope.payload: self.engine.on_bar(bar))
+                    self._guarded(lambda bar=delivery.envelope.payload: self._on_bar(bar))
                     self._guarded(self._fill_next_bar_orders)
                 with self._bar_applied:
                     self._bar_applied.notify_all()
+
+    def _on_bar(self, bar: Bar) -> Effects:
+        effects = self.engine.on_bar(bar)
+        if effects.refused_bar is not None:
+            BARS_REFUSED.labels(effects.refused_bar).inc()
+        return effects
 
     def _fill_next_bar_orders(self) -> Effects:
         """Orders the broker fills on the next bar (the paper broker's deterministic stops): record them."""
@@ -136,9 +143,14 @@ class ExecutionService:
         The two consumers run apart, so a decision on minute m can arrive before execution has seen
         bar m: the entry would take its strike and price from the bar before, the exit would miss
         that bar's stop and take-profits. Past the wait the decision goes on with the last bar seen.
+        Only entries wait: a reducing action (EXIT, TRIM) never does, and neither does a decision whose
+        minute is outside the tolerance (the engine refuses it at once).
         """
-        if decision.action is Action.HOLD:
+        if decision.action not in ENTRY_ACTIONS:
             return
+        with self.lock:
+            if not self.engine.decision_in_time(decision):
+                return
         with self._bar_applied:
             if self._bar_applied.wait_for(lambda: self._bar_seen(decision), timeout=self.bar_wait_s):
                 return
@@ -153,15 +165,20 @@ class ExecutionService:
     # -- operator commands -------------------------------------------------------------------------
 
     def set_trading_state(self, target: TradingState, reason: str) -> TradingState:
+        reason = sanitise_reason(reason)
         with self.lock:
             self._guarded(lambda: self.engine.set_trading_state(target, reason))
             return self.engine.state.trading_state
 
     def kill_switch(self, reason: str = "kill_switch") -> None:
-        """HALTED, cancel every working entry, sell every position; returns once the orders are sent."""
+        """HALTED (committed on its own first, so nothing after it can undo it), then cancel every
+        working entry and sell every position; returns once the orders are sent."""
+        reason = sanitise_reason(reason) or "kill_switch"
         command_id = self.ids()
         logger.warning("kill switch %s: %s", command_id, reason)
-        self._guarded(lambda: self.engine.kill_switch(command_id, reason))
+        with self.lock:
+            self.set_trading_state(TradingState.HALTED, reason)
+            self._guarded(lambda: self.engine.kill_switch(command_id, reason))
 
     # -- effects --------------------------------------------------------------------------------------
 

@@ -23,6 +23,12 @@ class ExecutionSettings(ServiceSettings, ApiSettingsMixin, LiveSettingsMixin):
                                         description="JSON of RiskConfig fields; unset fields keep their defaults")
     decision_bar_wait_ms: int = Field(5000, ge=0, validation_alias="EXECUTION_DECISION_BAR_WAIT_MS",
                                       description="How long a decision waits for its own bar to reach execution")
+    decision_tolerance_minutes: float = Field(
+        2.0, gt=0, le=60, validation_alias="EXECUTION_DECISION_TOLERANCE_MINUTES",
+        description="A decision whose minute is further than this from its symbol's newest bar is denied")
+    bar_clock_allowance_s: float = Field(
+        60.0, ge=0, le=3600, validation_alias="EXECUTION_BAR_CLOCK_ALLOWANCE_S",
+        description="A bar whose close is later than the clock plus this is refused (clock skew allowance)")
     reconcile_interval_ms: int = Field(250, gt=0, validation_alias="EXECUTION_RECONCILE_INTERVAL_MS")
     paper_deterministic: bool = Field(True, validation_alias="PAPER_DETERMINISTIC")
     paper_latency_ms: int = Field(0, ge=0, validation_alias="PAPER_LATENCY_MS")

@@ -23,13 +23,13 @@ from typing import Any
 
 import numpy as np
 import redis
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from scalper_shared.clock import Clock
 from scalper_shared.core.actions import N_ACTIONS, Action
 from scalper_shared.core.features import FEATURE_SPEC, FeatureSpec
 from scalper_shared.core.policy_net import BoolArray, FloatArray, NumpyPolicy
-from scalper_shared.db.models import models
+from scalper_shared.db.training import promoted_model
 from scalper_shared.schema import streams
 
 logger = logging.getLogger(__name__)
@@ -140,20 +140,6 @@ class ModelHolder:
 
     def refuse(self, refusal: Refusal) -> None:
         self._refusal = refusal
-
-
-@dataclass(frozen=True, slots=True)
-class PromotedRow:
-    model_id: str
-    artifact_path: str
-    spec_hash: str
-
-
-def promoted_model(engine: Engine) -> PromotedRow | None:
-    query = select(models.c.id, models.c.artifact_path, models.c.spec_hash).where(models.c.promoted)
-    with engine.connect() as connection:
-        row = connection.execute(query).first()
-    return None if row is None else PromotedRow(str(row.id), str(row.artifact_path), str(row.spec_hash))
 
 
 def feature_service_spec_hash(client: redis.Redis, prefix: str = "", spec: FeatureSpec = FEATURE_SPEC) -> str:

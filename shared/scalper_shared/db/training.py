@@ -1,10 +1,12 @@
-"""Reads of the training tables shared by the trainer and the policy API."""
+"""Reads of the training tables shared by the trainer, the policy API and execution."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import Engine, select
 
-from scalper_shared.db.models import training_diagnostics
+from scalper_shared.db.models import models, training_diagnostics
 from scalper_shared.schema.training import Diagnostics
 
 
@@ -14,3 +16,18 @@ def load_diagnostics(engine: Engine, job_id: str) -> list[Diagnostics]:
     query = select(*columns).where(training_diagnostics.c.job_id == job_id).order_by(training_diagnostics.c.step)
     with engine.connect() as connection:
         return [Diagnostics.model_validate(dict(row._mapping)) for row in connection.execute(query)]
+
+
+@dataclass(frozen=True, slots=True)
+class PromotedRow:
+    model_id: str
+    artifact_path: str
+    spec_hash: str
+
+
+def promoted_model(engine: Engine) -> PromotedRow | None:
+    """The one promoted model of the ``models`` table, if any."""
+    query = select(models.c.id, models.c.artifact_path, models.c.spec_hash).where(models.c.promoted)
+    with engine.connect() as connection:
+        row = connection.execute(query).first()
+    return None if row is None else PromotedRow(str(row.id), str(row.artifact_path), str(row.spec_hash))
