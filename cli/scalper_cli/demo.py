@@ -318,17 +318,11 @@ def follow_training(ctx: DemoContext, http: httpx.Client, job_id: str) -> dict[s
 
 def render_diagnostics(console: Console, view: dict[str, Any]) -> None:
     """The checkpoint table: behaviour on the validation days at each checkpoint."""
-    table = Table(title=f"checkpoints of {view['id']} on the validation days")
-    for column in ("step", "HOLD", "BUY", "strong-setup BUY", "trades/day", "episode P&L", "entropy"):
-        table.add_column(column, justify="right")
-    for d in view.get("diagnostics", []):
-        rate = d["strong_setup_buy_rate"]
-        table.add_row(f"{d['step']:,}", f"{d['hold_pct']:.1%}", f"{d['buy_pct']:.1%}",
-                      "-" if rate is None else f"{rate:.1%}", f"{d['trades_per_day']:.1f}",
-                      f"{d['mean_episode_pnl']:,.2f}", f"{d['policy_entropy']:.3f}")
-    console.print(table)
-    for warning in view.get("warnings", []):
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    from scalper_cli.diagnostics_table import render_diagnostics as render_table
+    from scalper_shared.schema.training import Diagnostics
+
+    diagnostics = [Diagnostics.model_validate(d) for d in view.get("diagnostics", [])]
+    render_table(console, diagnostics, view.get("warnings", []), f"checkpoints of {view['id']} on the validation days")
 
 
 # --- evaluation ---------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ close it, the reward is the position's P&L on close (also in ``info["pnl"]``). E
 
 from __future__ import annotations
 
+import functools
+from datetime import date
 from typing import Any
 
 import gymnasium as gym
@@ -65,9 +67,17 @@ def tiny_vec_env(n_envs: int, seed: int, length: int = 40) -> DummyVecEnv:
     return DummyVecEnv([lambda i=i: TinyTradingEnv(length, seed + i) for i in range(n_envs)])
 
 
-def tiny_env_factory(config: TrainConfig, engine: Any = None) -> Any:
-    """An ``EnvFactory`` over tiny envs (training and validation)."""
-    from scalper_trainer.jobs import EnvBundle
+@functools.cache
+def _validation_tape() -> Any:
+    from scalper_trainer.env import EnvConfig, MarketTape, synthetic_episodes
 
-    return EnvBundle(train=tiny_vec_env(config.n_envs, config.seed),
-                     validation=tiny_vec_env(2, 10_000 + config.seed), validation_episodes=4)
+    config = EnvConfig()
+    return MarketTape(synthetic_episodes(date(2025, 7, 7), date(2025, 7, 8), seed=3, symbols=("SPY",)), config), config
+
+
+def tiny_env_factory(config: TrainConfig, engine: Any = None) -> Any:
+    """An ``EnvFactory``: tiny envs to train on; two synthetic SPY days (the real env) to validate on."""
+    from scalper_trainer.environments import EnvBundle
+
+    tape, env_config = _validation_tape()
+    return EnvBundle(train=tiny_vec_env(config.n_envs, config.seed), validation=tape, env_config=env_config)

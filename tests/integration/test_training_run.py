@@ -81,3 +81,34 @@ def test_a_cancelled_job_stops_with_a_checkpoint_and_a_retry_finishes_it_once(
     assert again.model_id == finished.model_id
     assert _count(migrated_database_url, models) == 1
     assert _count(migrated_database_url, training_diagnostics) == 3
+
+
+def test_checkpoint_diagnostics_reach_the_table_tensorboard_the_status_and_the_manifest(
+        migrated_database_url: str, tmp_path: Path) -> None:
+    import json
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from scalper_shared.db.training import load_diagnostics
+
+    status = Status()
+    finished = _run(migrated_database_url, tmp_path, status, Never())
+    last = finished.diagnostics[-1]
+    # 600 steps of rollouts of 2 x 32: 9 updates of 1 epoch x 1 minibatch each
+    assert (last.ppo.updates, last.ppo.gradient_steps) == (9, 9)
+    assert last.ppo.approx_kl is not None and last.ppo.clip_fraction is not None
+    assert last.validation_steps > last.decision_steps > 0 and last.symbol_days == 2
+    assert "total" in last.reward_terms and set(last.seed_criteria) == {
+        "hold_share_at_most_35pct", "buy_share_at_least_65pct", "setup_buy_rate_at_least_80pct"}
+    engine = make_engine(migrated_database_url)
+    try:
+        assert load_diagnostics(engine, "job-1") == finished.diagnostics
+    finally:
+        engine.dispose()
+    assert status.meta["diagnostics"][-1]["ppo"]["updates"] == 9 and status.meta["warnings"] == []
+    runs = list((tmp_path / "jobs" / "job-1" / "tensorboard").iterdir())
+    scalars = set(EventAccumulator(str(runs[0])).Reload().Tags()["scalars"])
+    assert {"diagnostics/hold_share", "diagnostics/setup_buy_rate", "diagnostics/ppo_approx_kl",
+            "reward/validation/total", "train/approx_kl"} <= scalars
+    manifest = json.loads((Path(finished.artifact_path) / "manifest.json").read_text())
+    assert manifest["device"] == "cpu" and manifest["metrics"]["device"] == "cpu"

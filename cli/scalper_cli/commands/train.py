@@ -15,7 +15,6 @@ import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from scalper_cli.api_client import ApiClientSettings, checked, client
 from scalper_shared.settings import load_settings
@@ -59,17 +58,11 @@ def follow(http: httpx.Client, job_id: str, poll_s: float) -> dict[str, Any]:
 
 
 def render(view: dict[str, Any]) -> None:
-    table = Table(title=f"job {view['id']}: {view['state']}")
-    for column in ("step", "hold", "buy", "call", "put", "setup buy", "trades/day", "ep. P&L", "entropy"):
-        table.add_column(column, justify="right")
-    for d in view.get("diagnostics", []):
-        rate = d["strong_setup_buy_rate"]
-        table.add_row(f"{d['step']:,}", f"{d['hold_pct']:.1%}", f"{d['buy_pct']:.1%}", f"{d['buy_call_pct']:.1%}",
-                      f"{d['buy_put_pct']:.1%}", "-" if rate is None else f"{rate:.1%}", f"{d['trades_per_day']:.1f}",
-                      f"{d['mean_episode_pnl']:.2f}", f"{d['policy_entropy']:.3f}")
-    console.print(table)
-    for warning in view.get("warnings", []):
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    from scalper_cli.diagnostics_table import render_diagnostics
+    from scalper_shared.schema.training import Diagnostics
+
+    diagnostics = [Diagnostics.model_validate(d) for d in view.get("diagnostics", [])]
+    render_diagnostics(console, diagnostics, view.get("warnings", []), f"job {view['id']}: {view['state']}")
     if view.get("model_id"):
         console.print(f"model: {view['model_id']}", highlight=False)
     if view.get("error"):

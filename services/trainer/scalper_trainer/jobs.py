@@ -5,8 +5,10 @@ the ``TrainConfig`` as a dict). :class:`TrainingRun` does the work and can be dr
 
 - it resumes from the job's newest checkpoint (a retried job continues its step count);
 - :class:`TrainingCallback` writes a checkpoint at every step of ``config.checkpoint_steps()``,
-  computes diagnostics on the validation episodes there, saves progress (steps, steps/s, ETA) to the
-  job status every few seconds and stops cooperatively when the cancel flag is set;
+  computes the diagnostics (``diagnostics.py``) on the fixed validation set there, logs them with
+  PPO's statistics and the reward terms to TensorBoard (``diagnostics/*``, ``reward/*``,
+  ``train/*``), saves progress (steps, steps/s, ETA) to the job status every few seconds and stops
+  cooperatively when the cancel flag is set;
 - at the end it writes the artifact directory and the job's single ``models`` row.
 
 torch and sb3 are imported with this module, which the worker imports once before forking jobs.
@@ -32,7 +34,16 @@ from scalper_shared.db.training import load_diagnostics
 from scalper_shared.schema.training import Diagnostics, JobState, Progress, TrainConfig, cancel_flag_key
 from scalper_trainer.checkpoints import CheckpointStore
 from scalper_trainer.config import maskable_ppo_kwargs
-from scalper_trainer.diagnostics import collapse_warning, collect_rollout, summarise
+from scalper_trainer.diagnostics import (
+    RewardTermTally,
+    UpdateLog,
+    play_validation,
+    ppo_stats,
+    summarise,
+    warnings_of,
+)
+from scalper_trainer.environments import EnvBundle, EnvFactory
+from scalper_trainer.export import export_numpy_policy
 from scalper_trainer.registry import (
     Manifest,
     model_id_for_job,
@@ -45,24 +56,6 @@ logger = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 2.0
 CANCEL_CHECK_EVERY_S = 1.0
-COLLAPSE_MESSAGE = "policy collapse: HOLD above 80% on the validation days for two checkpoints running"
-
-
-@dataclass
-class EnvBundle:
-    """The training VecEnv and the validation VecEnv with the number of validation episodes."""
-
-    train: VecEnv
-    validation: VecEnv
-    validation_episodes: int
-
-    def close(self) -> None:
-        self.train.close()
-        self.validation.close()
-
-
-class EnvFactory(Protocol):
-    def __call__(self, config: TrainConfig, engine: Engine) -> EnvBundle: ...
 
 
 class JobStatus(Protocol):
@@ -105,6 +98,9 @@ class TrainingRun:
         self.job_dir = artifacts_dir / "jobs" / job_id
         self.checkpoints = CheckpointStore(self.job_dir / "checkpoints")
         self.diagnostics: list[Diagnostics] = load_diagnostics(engine, job_id)
+        self.updates = UpdateLog()
+        self.train_terms = RewardTermTally()
+        self.device: str | None = None
 
     def run(self) -> RunResult:
         envs = self.env_factory(self.config, self.engine)
@@ -125,6 +121,7 @@ class TrainingRun:
     def _model(self, train_env: VecEnv) -> MaskablePPO:
         latest = self.checkpoints.latest()
         kwargs = maskable_ppo_kwargs(self.config)
+        self.device = kwargs["device"]
         if latest is None:
             logger.info("job %s: new model, %d steps to go", self.job_id, self.config.total_timesteps)
             return MaskablePPO("MlpPolicy", train_env, tensorboard_log=str(self.job_dir / "tensorboard"),
@@ -145,19 +142,20 @@ class TrainingRun:
         return self.diagnose(model, envs, step)
 
     def diagnose(self, model: MaskablePPO, envs: EnvBundle, step: int) -> Diagnostics:
-        rollout = collect_rollout(model, envs.validation, envs.validation_episodes)
-        summary = summarise(step, rollout)
-        holds = [d.hold_pct for d in self.diagnostics if d.step < step] + [summary.hold_pct]
-        summary = summary.model_copy(update={"collapse_warning": collapse_warning(holds)})
+        """The checkpoint's diagnostics on the fixed validation set; stored, logged, in the job status."""
+        trace, result = play_validation(export_numpy_policy(model), envs.validation, envs.env_config,
+                                        seed=self.config.seed)
+        ppo = self.config.ppo
+        stats = ppo_stats(self.updates.history, step, self.config.n_envs, ppo.n_steps, ppo.batch_size, ppo.n_epochs)
+        previous = [d for d in self.diagnostics if d.step < step]
+        summary = summarise(step, trace, result, stats, self.train_terms.means_and_reset(), previous)
         record_diagnostics(self.engine, self.job_id, summary)
-        self.diagnostics = [d for d in self.diagnostics if d.step != step] + [summary]
-        self.diagnostics.sort(key=lambda d: d.step)
-        if summary.collapse_warning:
-            logger.warning("job %s step %d: %s", self.job_id, step, COLLAPSE_MESSAGE)
-        logger.info("job %s step %d diagnostics: hold %.3f buy %.3f entropy %.3f pnl %.4f", self.job_id,
-                    step, summary.hold_pct, summary.buy_pct, summary.policy_entropy, summary.mean_episode_pnl)
+        self.diagnostics = sorted([d for d in self.diagnostics if d.step != step] + [summary], key=lambda d: d.step)
+        for message in warnings_of([summary]):
+            logger.warning("job %s step %d: %s", self.job_id, step, message)
+        logger.info("job %s step %d: %s", self.job_id, step, headline(summary))
         self.status.meta["diagnostics"] = [d.model_dump(mode="json") for d in self.diagnostics]
-        self.status.meta["warnings"] = [COLLAPSE_MESSAGE] if any(d.collapse_warning for d in self.diagnostics) else []
+        self.status.meta["warnings"] = warnings_of(self.diagnostics)
         self.status.save_meta()
         return summary
 
@@ -178,7 +176,7 @@ class TrainingRun:
     def _finish(self, model: MaskablePPO, steps_per_second: float) -> RunResult:
         model_id = model_id_for_job(self.job_id)
         manifest = Manifest(model_id, self.job_id, self.clock(), self.config,
-                            self._metrics(model.num_timesteps, steps_per_second))
+                            self._metrics(model.num_timesteps, steps_per_second), device=str(model.device))
         path = write_artifacts(self.artifacts_dir, model, manifest)
         registered = register_model(self.engine, manifest, path)
         self.status.meta["model_id"] = registered
@@ -187,8 +185,9 @@ class TrainingRun:
 
     def _metrics(self, steps: int, steps_per_second: float) -> dict[str, Any]:
         last = self.diagnostics[-1].model_dump(mode="json") if self.diagnostics else None
-        return {"steps": steps, "steps_per_second": round(steps_per_second, 1),
-                "final_diagnostics": last, "collapse_warning": any(d.collapse_warning for d in self.diagnostics)}
+        return {"steps": steps, "steps_per_second": round(steps_per_second, 1), "device": self.device,
+                "final_diagnostics": last, "warnings": warnings_of(self.diagnostics),
+                "collapse_warning": any(d.collapse_warning for d in self.diagnostics)}
 
 
 class TrainingCallback(BaseCallback):
@@ -207,11 +206,19 @@ class TrainingCallback(BaseCallback):
         self._start_steps = self.num_timesteps
         self._done = {s for s in self.schedule if s <= self.num_timesteps}
 
+    def _on_rollout_start(self) -> None:
+        """SB3 still holds the previous update's ``train/*`` values here (they are dumped later)."""
+        self.run.updates.capture(self.model.logger.name_to_value)
+
+    def _on_training_end(self) -> None:
+        self.run.updates.capture(self.model.logger.name_to_value)
+
     def steps_per_second(self) -> float:
         elapsed = self.run.monotonic() - self._started_at
         return (self.num_timesteps - self._start_steps) / elapsed if elapsed > 0 else 0.0
 
     def _on_step(self) -> bool:
+        self.run.train_terms.add_infos(self.locals.get("infos", ()))
         due = [s for s in self.schedule if s <= self.num_timesteps and s not in self._done]
         if due:  # progress first, so a status showing this checkpoint's diagnostics shows its step too
             self.run.report(steps=self.num_timesteps, rate=self.steps_per_second(), state=JobState.RUNNING)
@@ -230,11 +237,41 @@ class TrainingCallback(BaseCallback):
         return self.num_timesteps < self.run.config.total_timesteps
 
     def _checkpoint(self, step: int) -> None:
+        self.run.updates.capture(self.model.logger.name_to_value)
         summary = self.run.checkpoint(self.model, self.envs, step)
-        for name, value in summary.model_dump().items():
-            if name != "step" and value is not None:
-                self.logger.record(f"diagnostics/{name}", float(value))
+        for name, value in tensorboard_scalars(summary).items():
+            self.logger.record(name, value)
         self.logger.dump(step)
+
+
+def tensorboard_scalars(summary: Diagnostics) -> dict[str, float]:
+    """``diagnostics/*`` (behaviour on the validation set, PPO's statistics), ``reward/validation/*``
+    and ``reward/train/*`` (each reward term's mean per step)."""
+    scalars: dict[str, float] = {}
+    for name, value in summary.model_dump(exclude={"step", "ppo", "reward_terms", "train_reward_terms",
+                                                   "seed_criteria"}).items():
+        if value is not None:
+            scalars[f"diagnostics/{name}"] = float(value)
+    for name, value in summary.ppo.model_dump().items():
+        if value is not None:
+            scalars[f"diagnostics/ppo_{name}"] = float(value)
+    for name, passed in summary.seed_criteria.items():
+        scalars[f"diagnostics/seed_{name}"] = float(passed)
+    for source, terms in (("validation", summary.reward_terms), ("train", summary.train_reward_terms)):
+        for name, value in terms.items():
+            scalars[f"reward/{source}/{name}"] = float(value)
+    return scalars
+
+
+def headline(d: Diagnostics) -> str:
+    """One log line: the figures that tell whether the policy learns."""
+    def f(value: float | None, spec: str = ".3f") -> str:
+        return "-" if value is None else format(value, spec)
+
+    return (f"updates {d.ppo.updates} approx_kl {f(d.ppo.approx_kl, '.2e')} | decision steps {d.decision_steps}: "
+            f"P(hold) {f(d.hold_share)} P(buy) {f(d.buy_share)} entropy {f(d.entropy)} | setup buy "
+            f"{f(d.setup_buy_rate)} non-setup {f(d.nonsetup_buy_rate)} | {d.trades_per_account_day:.1f} trades "
+            f"and ${d.pnl_per_account_day:,.0f} per account-day")
 
 
 class RedisCancelFlag:

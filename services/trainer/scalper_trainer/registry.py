@@ -47,10 +47,13 @@ class Manifest:
     created_at: datetime
     config: TrainConfig
     metrics: dict[str, Any]
+    device: str = "cpu"
+    """The torch device the model was actually trained on."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "model_id": self.model_id,
+            "device": self.device,
             "job_id": self.job_id,
             "created_at": self.created_at.isoformat(),
             "config": self.config.model_dump(mode="json"),
@@ -128,9 +131,18 @@ def register_model(engine: Engine, manifest: Manifest, artifact_path: Path) -> s
     return str(existing)
 
 
+def diagnostic_columns(d: Diagnostics) -> dict[str, Any]:
+    """The ``training_diagnostics`` row of ``d``: the headline figures as columns, all of it in ``details``."""
+    return {"step": d.step, "updates": d.ppo.updates, "approx_kl": d.ppo.approx_kl, "hold_share": d.hold_share,
+            "buy_share": d.buy_share, "entropy": d.entropy, "setup_buy_rate": d.setup_buy_rate,
+            "nonsetup_buy_rate": d.nonsetup_buy_rate, "trades_per_account_day": d.trades_per_account_day,
+            "pnl_per_account_day": d.pnl_per_account_day, "collapse_warning": d.collapse_warning,
+            "not_learning_warning": d.not_learning_warning, "details": d.model_dump(mode="json")}
+
+
 def record_diagnostics(engine: Engine, job_id: str, diagnostics: Diagnostics) -> None:
     """Store (or replace, on a retry) the diagnostics of ``job_id`` at ``diagnostics.step``."""
-    values = {"job_id": job_id, **diagnostics.model_dump()}
+    values = {"job_id": job_id, **diagnostic_columns(diagnostics)}
     statement = insert(training_diagnostics).values(values)
     changing = {k: statement.excluded[k] for k in values if k not in ("job_id", "step")}
     with engine.begin() as connection:

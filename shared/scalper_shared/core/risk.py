@@ -242,6 +242,18 @@ def entry_blocked(minutes_to_close: ArrayLike, trades_today: ArrayLike,
     ))
 
 
+def entries_over_for_the_day(minutes_to_close: ArrayLike, trades_today: ArrayLike, pnl_today: ArrayLike,
+                             config: RiskConfig = DEFAULT_RISK_CONFIG) -> Any:
+    """True when no entry can be allowed again this session: past the entry cutoff, at the trade
+    cap or at the daily loss limit (a cooldown ends, so it does not count; the trading state is
+    the operator's and is not assumed to stay)."""
+    return _out(np.asarray(
+        np.asarray(past_entry_cutoff(minutes_to_close, config))
+        | np.asarray(trades_cap_reached(trades_today, config))
+        | np.asarray(daily_loss_limit_hit(pnl_today, config))
+    ))
+
+
 # ---------------------------------------------------------------------------------------------
 # Datetime helpers for the execution service
 

@@ -245,23 +245,26 @@ class ModelRow(Base):
 
 
 class TrainingDiagnosticRow(Base):
-    """Diagnostics of one training job at one checkpoint, on its held-out validation days."""
+    """Diagnostics of one training job at one checkpoint, on its fixed validation set (revision
+    'train0002'): the headline figures as columns, the whole ``Diagnostics`` record in ``details``."""
 
     __tablename__ = "training_diagnostics"
 
     job_id: Mapped[str] = mapped_column(Text, primary_key=True)
     step: Mapped[int] = mapped_column(Integer, primary_key=True)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    hold_pct: Mapped[float] = mapped_column(Double)
-    buy_pct: Mapped[float] = mapped_column(Double)
-    buy_call_pct: Mapped[float] = mapped_column(Double)
-    buy_put_pct: Mapped[float] = mapped_column(Double)
-    strong_setup_buy_rate: Mapped[float | None] = mapped_column(Double)
-    trades_per_day: Mapped[float] = mapped_column(Double)
-    mean_episode_pnl: Mapped[float] = mapped_column(Double)
-    policy_entropy: Mapped[float] = mapped_column(Double)
-    validation_steps: Mapped[int] = mapped_column(Integer)
+    updates: Mapped[int] = mapped_column(Integer)
+    approx_kl: Mapped[float | None] = mapped_column(Double)
+    hold_share: Mapped[float | None] = mapped_column(Double)
+    buy_share: Mapped[float | None] = mapped_column(Double)
+    entropy: Mapped[float | None] = mapped_column(Double)
+    setup_buy_rate: Mapped[float | None] = mapped_column(Double)
+    nonsetup_buy_rate: Mapped[float | None] = mapped_column(Double)
+    trades_per_account_day: Mapped[float | None] = mapped_column(Double)
+    pnl_per_account_day: Mapped[float | None] = mapped_column(Double)
     collapse_warning: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    not_learning_warning: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    details: Mapped[dict] = mapped_column(JSONB)  # type: ignore[type-arg]
 
 
 models: Table = ModelRow.__table__  # type: ignore[assignment]

@@ -12,10 +12,10 @@ from scalper_shared.schema.training import Diagnostics
 
 def load_diagnostics(engine: Engine, job_id: str) -> list[Diagnostics]:
     """Every stored diagnostics record of ``job_id``, by step."""
-    columns = [training_diagnostics.c[name] for name in Diagnostics.model_fields]
-    query = select(*columns).where(training_diagnostics.c.job_id == job_id).order_by(training_diagnostics.c.step)
+    query = (select(training_diagnostics.c.details).where(training_diagnostics.c.job_id == job_id)
+             .order_by(training_diagnostics.c.step))
     with engine.connect() as connection:
-        return [Diagnostics.model_validate(dict(row._mapping)) for row in connection.execute(query)]
+        return [Diagnostics.model_validate(details) for details in connection.execute(query).scalars()]
 
 
 @dataclass(frozen=True, slots=True)

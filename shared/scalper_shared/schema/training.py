@@ -149,22 +149,74 @@ class Progress(BaseModel):
     updated_at: datetime | None = None
 
 
+SEED_CRITERIA = {"hold_share_at_most_35pct": ("hold_share", "<=", 0.35),
+                 "buy_share_at_least_65pct": ("buy_share", ">=", 0.65),
+                 "setup_buy_rate_at_least_80pct": ("setup_buy_rate", ">=", 0.80)}
+"""The seed research run's three criteria, on the decision-step probabilities of :class:`Diagnostics`."""
+
+
+class PPOStats(BaseModel):
+    """PPO's own statistics (SB3's ``train/*`` logger values) at a checkpoint."""
+
+    model_config = ConfigDict(frozen=True)
+
+    updates: int = Field(description="PPO updates (train() calls) so far: one per rollout")
+    gradient_steps: int = Field(description="Minibatch gradient steps so far")
+    approx_kl: float | None = Field(None, description="Median approx_kl over the last 10 updates")
+    clip_fraction: float | None = Field(None, description="Median clip fraction over the last 10 updates")
+    explained_variance: float | None = Field(None, description="Of the last update")
+    policy_gradient_loss: float | None = None
+    value_loss: float | None = None
+    entropy_loss: float | None = None
+
+
 class Diagnostics(BaseModel):
-    """Behaviour of the policy on the held-out validation days at one checkpoint (shares in 0..1)."""
+    """How the policy behaves at one checkpoint, on the FIXED validation set (every validation
+    symbol-day played once, the same at every checkpoint). Definitions: ``docs/diagnostics.md``.
+
+    *Decision steps* are the steps where the agent really chooses: flat with an entry allowed (the
+    mask admits BUY). Shares named ``*_share`` are mean policy probabilities over decision steps;
+    ``sampled_*`` are shares of actions drawn from the policy (fixed seed); ``argmax_*`` are shares of
+    the most probable action (how the deterministic agent plays).
+    """
 
     model_config = ConfigDict(frozen=True)
 
     step: int
-    hold_pct: float
-    buy_pct: float
-    buy_call_pct: float
-    buy_put_pct: float
-    strong_setup_buy_rate: float | None = Field(description="Share of strong setups met with a BUY (None: none)")
-    trades_per_day: float
-    mean_episode_pnl: float
-    policy_entropy: float
-    validation_steps: int
+    ppo: PPOStats
+    validation_steps: int = Field(description="Steps played on the validation set")
+    decision_steps: int = Field(description="Of them, flat with an entry allowed")
+    hold_share: float | None = Field(description="Mean P(HOLD) on decision steps")
+    buy_call_share: float | None
+    buy_put_share: float | None
+    buy_share: float | None = Field(description="Mean P(BUY_CALL) + P(BUY_PUT) on decision steps")
+    sampled_hold_share: float | None
+    sampled_buy_share: float | None
+    argmax_hold_share: float | None
+    argmax_buy_share: float | None
+    entropy: float | None = Field(description="Mean entropy (nats) of the policy on decision steps; max ln 3")
+    setup_steps: int = Field(description="Decision steps where the strong-setup rule fires")
+    setup_buy_rate: float | None = Field(description="Mean P(BUY) on setup decision steps")
+    setup_direction_buy_rate: float | None = Field(description="Mean P(buy in the setup's direction) there")
+    nonsetup_buy_rate: float | None = Field(description="Mean P(BUY) on decision steps without a setup")
+    selectivity: float | None = Field(description="setup_buy_rate - nonsetup_buy_rate")
+    position_steps: int = Field(description="Steps with a position open")
+    trim_50_share: float | None = Field(description="Mean P(TRIM_50) with a position open")
+    trim_70_share: float | None
+    exit_share: float | None
+    mean_holding_minutes: float | None
+    symbol_days: int
+    account_days: int
+    trades_per_symbol_day: float
+    trades_per_account_day: float
+    pnl_per_symbol_day: float = Field(description="After-cost P&L (dollars) per symbol-day, deterministic play")
+    pnl_per_account_day: float
+    reward_terms: dict[str, float] = Field(description="Validation: each reward term's mean per step")
+    train_reward_terms: dict[str, float] = Field(
+        default_factory=dict, description="Training rollouts since the previous checkpoint: mean per step")
+    seed_criteria: dict[str, bool] = Field(description="The seed run's criteria, pass/fail")
     collapse_warning: bool = False
+    not_learning_warning: bool = False
 
 
 class TrainingJobView(BaseModel):

@@ -40,6 +40,11 @@ class EnvConfig(BaseModel):
     premium: PremiumModelConfig = PremiumModelConfig()
     reward: RewardConfig = RewardConfig()
     sampling: EpisodeSampling = EpisodeSampling()
+    end_when_no_decision_left: bool = True
+    """End a (training) episode as soon as it is flat and no entry can be allowed again that day
+    (entry cutoff, trade cap or daily loss limit: ``risk.entries_over_for_the_day``). The steps
+    after it would only teach the value of HOLD where HOLD is the only legal action. Evaluation
+    switches it off and plays every day to its close."""
     step_reward_terms: bool = False
     """Also put every reward term of every step in ``info["reward_terms"]``. The per-episode sums of
     every term are always in ``info["episode_reward_terms"]`` when an episode ends; per-step dicts

@@ -15,7 +15,8 @@ One step at session row ``i`` (the decision is taken at bar ``i``'s close):
    sells everything at bar ``i+2``'s bid (the NEXT bar; bar ``i+1``'s on the session's last bar);
    otherwise each take-profit tier reached sells its fraction at the bid; on the episode's last
    bar (the first of the flatten window) the rest is sold at the bid;
-4. the reward terms of the step; the episode ends on that last bar.
+4. the reward terms of the step; the episode ends on that last bar, or earlier (training only,
+   ``EnvConfig.end_when_no_decision_left``) once it is flat and no entry can be allowed again today.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from scalper_shared.core.premium import (
 from scalper_shared.core.rewards import REWARD_TERMS, position_value, reward_terms
 from scalper_shared.core.risk import (
     contracts_to_sell,
+    entries_over_for_the_day,
     in_flatten_window,
     stop_fill_price,
     stop_triggered,
@@ -263,7 +265,15 @@ class TradingBatch:
         self.episode_return += reward
         self.episode_length += 1
         self.episode_terms += np.stack([terms[name] for name in REWARD_TERMS], axis=1)
-        return StepResult(reward, terms, self.row >= self.end_row, ~allowed)
+        return StepResult(reward, terms, self._episode_over(), ~allowed)
+
+    def _episode_over(self) -> BoolArray:
+        """At the flatten bar; or (``end_when_no_decision_left``) flat with entries over for the day."""
+        over = self.row >= self.end_row
+        if self.config.end_when_no_decision_left:
+            over = over | ((self.held == 0) & np.asarray(entries_over_for_the_day(
+                self.tape.minutes_to_close[self.row], self.trades_today, self.pnl_today, self.config.risk)))
+        return np.asarray(over, dtype=bool)
 
     def _position_value(self) -> FloatArray:
         """Net dollars of selling what is held at its last mark (the mark-to-market potential)."""

@@ -16,6 +16,7 @@ from datetime import date
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from sqlalchemy import Engine
 
 from scalper_shared.core.features import (
     BarArrays,
@@ -163,8 +164,9 @@ def synthetic_episodes(start: date, end: date, seed: int = 0,
     return episodes_from_frame(pd.concat(frames, ignore_index=True))
 
 
-def load_episodes(database_url: str, symbols: Sequence[str], start: date, end: date) -> EpisodeSet:
-    """Episodes from the ``bars`` table for ``symbols`` and New York dates ``start..end`` inclusive."""
+def load_episodes(database: str | Engine, symbols: Sequence[str], start: date, end: date) -> EpisodeSet:
+    """Episodes from the ``bars`` table for ``symbols`` and New York dates ``start..end`` inclusive.
+    ``database`` is an engine (used as is) or a URL (an engine is made and disposed of here)."""
     from sqlalchemy import select
 
     from scalper_shared.db import bars, make_engine
@@ -176,13 +178,14 @@ def load_episodes(database_url: str, symbols: Sequence[str], start: date, end: d
              .where(bars.c.symbol.in_(list(symbols)), bars.c.start >= first.to_pydatetime(),
                     bars.c.start < last.to_pydatetime())
              .order_by(bars.c.symbol, bars.c.start))
-    engine = make_engine(database_url)
+    engine = database if isinstance(database, Engine) else make_engine(database)
     try:
         with engine.connect() as conn:
             frame = pd.DataFrame(conn.execute(query).all(),
                                  columns=["symbol", "start", "open", "high", "low", "close", "volume"])
     finally:
-        engine.dispose()
+        if engine is not database:
+            engine.dispose()
     if frame.empty:
         raise ValueError(f"no bars for {list(symbols)} between {start} and {end} in the database")
     frame["volume"] = frame["volume"].astype(np.float64).fillna(0.0)

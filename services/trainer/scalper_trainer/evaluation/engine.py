@@ -84,6 +84,8 @@ class EvaluationResult:
     seconds: float
     skipped: list[tuple[str, date]] = field(default_factory=list)
     """Symbol-days too short to trade (fewer decisions than the env's ``min_steps``)."""
+    reward_terms: dict[str, float] = field(default_factory=dict)
+    """Each reward term's (and ``total``'s) mean per step over the whole run."""
 
     @property
     def n_episodes(self) -> int:
@@ -94,9 +96,12 @@ def evaluate(policy: Policy, episodes: EpisodeSet | MarketTape, env_config: EnvC
              seed: int = 0, keep_states: bool = False, progress: ProgressCallback | None = None) -> EvaluationResult:
     """Play ``policy`` on every usable symbol-day of ``episodes`` once; deterministic for ``seed``.
 
+    Every day is played to its close, as the risk layer does: the training-only early end of an
+    episode without decisions left (``EnvConfig.end_when_no_decision_left``) is switched off.
     BLAS runs single-threaded here: the actor's matrices are small, and threaded BLAS on a busy
     machine made each forward pass ~100x slower than one thread.
     """
+    env_config = env_config.model_copy(update={"end_when_no_decision_left": False})
     with threadpool_limits(limits=1, user_api="blas"):
         return _evaluate(policy, episodes, env_config, seed, keep_states, progress)
 
@@ -135,6 +140,11 @@ class _Run:
         self.masks: list[npt.NDArray[np.bool_]] = []
         self.steps = 0
         self.state_budget = MAX_STATES
+        self.term_sums: dict[str, float] = {}
+
+    def add_terms(self, terms: dict[str, npt.NDArray[np.float64]]) -> None:
+        for name, values in terms.items():
+            self.term_sums[name] = self.term_sums.get(name, 0.0) + float(np.sum(values))
 
     def keep(self, observations: npt.NDArray[np.float32], masks: npt.NDArray[np.bool_], step: int) -> None:
         if not self.keep_states or step % STATE_STRIDE or self.state_budget <= 0:
@@ -163,7 +173,8 @@ class _Run:
             trades=build_trades(self.fills, tape), fills=self.fills, action_counts=self.action_counts,
             entropies=np.concatenate(self.entropies) if self.entropies else None, states=states,
             steps=self.steps, seconds=seconds,
-            skipped=[(episodes.symbols[e], episodes.days[e]) for e in skipped])
+            skipped=[(episodes.symbols[e], episodes.days[e]) for e in skipped],
+            reward_terms={name: total / max(self.steps, 1) for name, total in self.term_sums.items()})
 
 
 def _play_group(policy: Policy, tape: MarketTape, config: EnvConfig, group: npt.NDArray[np.int64], n_steps: int,
@@ -180,6 +191,7 @@ def _play_group(policy: Policy, tape: MarketTape, config: EnvConfig, group: npt.
         if probabilities is not None:
             run.entropies.append(entropy(probabilities))
         result = batch.step(actions)
+        run.add_terms(result.terms)
         played = np.where(result.replaced, 0, actions)
         run.action_counts += np.bincount(played, minlength=N_ACTIONS)
         masks = batch.refresh_masks()
