@@ -8,7 +8,6 @@ from datetime import date
 import numpy as np
 import pytest
 
-from scalper_shared.core.actions import Action
 from scalper_shared.core.policy_net import NumpyPolicy
 from scalper_shared.schema.training import PPOStats
 from scalper_trainer.diagnostics import (
