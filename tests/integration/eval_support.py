@@ -12,8 +12,15 @@ from scalper_cli.main import app
 from scalper_shared.db import make_engine
 from scalper_shared.schema.training import TrainConfig
 from scalper_trainer.checkpoints import CheckpointStore
+from scalper_trainer.diagnostics import collect_rollout, summarise
 from scalper_trainer.env import make_vec_env, synthetic_episodes
-from scalper_trainer.registry import Manifest, model_id_for_job, register_model, write_artifacts
+from scalper_trainer.registry import (
+    Manifest,
+    model_id_for_job,
+    record_diagnostics,
+    register_model,
+    write_artifacts,
+)
 
 SPY_JULY = "SPY_1m_2025-07.csv.gz"
 JOB_ID = "train-eval-test"
@@ -31,21 +38,28 @@ def ingest_spy_july(shared_data: Path, env: dict[str, str]) -> None:
 
 
 def register_fresh_model(database_url: str, artifacts_dir: Path) -> str:
-    """A freshly initialised MaskablePPO (two checkpoints, one of them after a short learn), exported
-    and registered exactly as a training job registers its model; returns the model id."""
+    """A freshly initialised MaskablePPO (two checkpoints, one of them after a short learn, each with its
+    diagnostics on two validation days), exported and registered exactly as a training job registers
+    its model; returns the model id."""
     episodes = synthetic_episodes(date(2025, 6, 2), date(2025, 6, 3), seed=1, symbols=("SPY",))
+    validation = make_vec_env(synthetic_episodes(date(2025, 6, 4), date(2025, 6, 5), seed=2, symbols=("SPY",)),
+                              n_envs=2, seed=1)
     config = TrainConfig(symbols=("SPY",), train_from=date(2025, 6, 2), train_to=date(2025, 6, 3),
                          validation_from=date(2025, 6, 4), validation_to=date(2025, 6, 5), total_timesteps=64)
     model = MaskablePPO("MlpPolicy", make_vec_env(episodes, n_envs=2, seed=0), n_steps=32, batch_size=32,
                         n_epochs=1, policy_kwargs={"net_arch": [32, 32]}, seed=0, device="cpu", verbose=0)
     checkpoints = CheckpointStore(artifacts_dir / "jobs" / JOB_ID / "checkpoints")
     checkpoints.save(model, 0)
+    diagnostics = [summarise(0, collect_rollout(model, validation, 2))]
     model.learn(total_timesteps=64)
     checkpoints.save(model, 64)
+    diagnostics.append(summarise(64, collect_rollout(model, validation, 2)))
     manifest = Manifest(model_id_for_job(JOB_ID), JOB_ID, datetime(2025, 6, 6, tzinfo=UTC), config, {"steps": 64})
     path = write_artifacts(artifacts_dir, model, manifest)
     engine = make_engine(database_url)
     try:
+        for record in diagnostics:
+            record_diagnostics(engine, JOB_ID, record)
         return register_model(engine, manifest, path)
     finally:
         engine.dispose()

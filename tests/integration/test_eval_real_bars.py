@@ -3,7 +3,9 @@ through ``POST /v1/evaluations`` run by an RQ worker on the ``evaluation`` queue
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
 from scalper_shared.schema.evaluation import EVALUATION_QUEUE
+from scalper_shared.schema.training import Diagnostics
 from scalper_trainer.evaluation import PLOTS, SECTIONS
 from tests.integration.eval_support import ingest_spy_july, invoke, register_fresh_model
 from tests.integration.training_support import headers, policy_client, private_redis_server
@@ -52,12 +55,64 @@ def test_cli_local_evaluation_on_ingested_real_bars_writes_every_report_section(
     html = (out / "report.html").read_text()
     for key, name in PLOTS.items():
         assert metrics["plots"][key] == name
-        assert f'src="{name}"' in html
         png = out / name
         assert png.stat().st_size > 1000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        embedded = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
+        assert f'src="{embedded}"' in html, f"plot {key} is not embedded"
+    assert_self_contained(html)
     for section in SECTIONS:
         if section not in ("model", "plots", "daily_pnl"):
             assert f'id="{section}"' in html, section
+    assert_trader_sections(metrics, html)
+
+
+def assert_self_contained(html: str) -> None:
+    """Every image is a data URI; nothing is loaded from a file beside it or from a host."""
+    sources = re.findall(r'(?:src|href)="([^"]*)"', html)
+    assert sources and all(src.startswith("data:") for src in sources), [s[:60] for s in sources if not s.startswith("data:")]
+    assert "http://" not in html and "https://" not in html
+
+
+def assert_trader_sections(metrics: dict, html: str) -> None:
+    """The header's sizing and limits, the per-baseline intervals, the cost breakdown, the trade list
+    and the best/worst day of a real evaluation, in metrics.json and in the HTML."""
+    config = metrics["config"]
+    assert config["contracts_per_entry"] == 10 and config["risk"]["stop_loss_pct"] == 0.15
+    assert config["premium"]["commission_per_contract"] == 0.65 and "SPY" in config["premium"]["symbols"]
+    assert "<b>10 contracts per entry</b>" in html and "max daily loss" in html and "calibration multiplier" in html
+    vs = metrics["significance"]["vs"]
+    assert set(vs) == {"hold", "random", "momentum_rule"}
+    for name, interval in vs.items():
+        assert interval["ci_low"] <= interval["mean_daily_difference"] <= interval["ci_high"], name
+        assert f"[{money(interval['ci_low'])}, {money(interval['ci_high'])}]" in html, name
+    costs = metrics["costs"]
+    assert [row["day"] for row in costs["per_day"]] == metrics["daily_pnl"]["days"]
+    for row, pnl in zip(costs["per_day"], metrics["daily_pnl"]["pnl"], strict=True):
+        assert row["net"] == pytest.approx(pnl, abs=1e-6)
+        assert row["net"] == pytest.approx(row["gross"] - row["spread_paid"] - row["commission"], abs=1e-6)
+    total = costs["total"]
+    assert total["net"] == pytest.approx(metrics["performance"]["total_pnl"], abs=1e-6)
+    assert total["trades"] == metrics["performance"]["trades"] == len(metrics["trades"])
+    assert f"<th>{money(total['spread_paid'])}</th>" in html and f"<th>{money(total['commission'])}</th>" in html
+    for trade in metrics["trades"]:
+        assert trade["contracts"] == 10 and trade["symbol"] == "SPY" and trade["side"] in ("call", "put")
+        assert sum(e["contracts"] for e in trade["exits"]) == 10 and trade["exits"][-1]["reason"] == trade["exit_reason"]
+        assert "09:30" <= trade["entry_time"] <= trade["exit_time"] <= "16:00"
+        assert trade["fees"] == pytest.approx(13.0)
+    if metrics["trades"]:
+        first = metrics["trades"][0]
+        assert f"<td>{first['entry_time']}</td>" in html and f"{money(first['pnl'])}</td>" in html
+    days = metrics["price_days"]
+    assert days["best"]["pnl"] == max(metrics["daily_pnl"]["pnl"]) and days["worst"]["pnl"] == min(metrics["daily_pnl"]["pnl"])
+    diagnostics = metrics["checkpoint_diagnostics"]
+    assert diagnostics["fields"] == list(Diagnostics.model_fields)
+    assert [row["step"] for row in diagnostics["checkpoints"]] == [0, 64]
+    for field in Diagnostics.model_fields:
+        assert f"<th>{field.replace('_', ' ')}</th>" in html, field
+
+
+def money(value: float) -> str:
+    return f"-${abs(value):,.2f}" if value < 0 else f"${value:,.2f}"
 
 
 @pytest.fixture

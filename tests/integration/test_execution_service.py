@@ -6,11 +6,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from scalper_execution.api import install_routes
@@ -24,7 +25,7 @@ from scalper_shared.clock import FakeClock, SequentialIds
 from scalper_shared.core.actions import Action
 from scalper_shared.core.premium import DEFAULT_PREMIUM_CONFIG
 from scalper_shared.core.ratelimit import RateLimit
-from scalper_shared.core.risk import RiskConfig
+from scalper_shared.core.risk import RiskConfig, RiskReason
 from scalper_shared.db import make_engine
 from scalper_shared.db.models import orders, paper_orders, risk_events, trades
 from scalper_shared.runtime import build_service_app
@@ -36,7 +37,7 @@ from scalper_shared.runtime.api_security import (
     install_api_security,
 )
 from scalper_shared.schema import make_envelope, streams
-from scalper_shared.schema.messages import SubmitOrder
+from scalper_shared.schema.messages import SubmitOrder, TradingState
 from tests.unit.execution_support import FakeMonotonic, bar, decision, served
 
 pytestmark = pytest.mark.integration
@@ -202,3 +203,40 @@ def test_the_kill_switch_over_rest_leaves_every_position_flat_within_a_second(
         assert blocked.json()["trading_state"] == "active"
     assert service.broker.positions() == []
     assert count(database, trades, trades.c.contracts_open > 0) == 0
+
+
+def sample(name: str, labels: dict[str, str] | None = None) -> float:
+    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+
+def test_orders_fills_denials_positions_pnl_state_and_bar_to_order_latency_are_exported(
+        database, redis_client, stream_prefix) -> None:
+    service = build(database, redis_client, stream_prefix, RiskConfig())
+    warm(service)
+    before = {name: sample(name) for name in ("scalper_execution_fills_total", "scalper_execution_bar_to_order_seconds_count",
+                                              "scalper_execution_bar_to_order_seconds_sum")}
+    orders_before = sample("scalper_execution_orders_total", {"side": "buy", "reason": "policy:BUY_CALL"})
+    deliver(service, bar("SPY", 5, 600.0), "bar-SPY-5")
+    service.clock.advance(timedelta(milliseconds=250))  # the bar was published 250 ms before the decision's order
+    deliver(service, decision("SPY", 5, Action.BUY_CALL), "buy")
+    assert sample("scalper_execution_orders_total", {"side": "buy", "reason": "policy:BUY_CALL"}) == orders_before + 1
+    assert sample("scalper_execution_fills_total") == before["scalper_execution_fills_total"] + 1
+    assert sample("scalper_execution_bar_to_order_seconds_count") == before["scalper_execution_bar_to_order_seconds_count"] + 1
+    assert sample("scalper_execution_bar_to_order_seconds_sum") - before["scalper_execution_bar_to_order_seconds_sum"] \
+        == pytest.approx(0.25)
+    assert sample("scalper_execution_open_positions") == 1 and sample("scalper_execution_open_contracts") == 1
+    deliver(service, bar("SPY", 6, 601.0), "bar-SPY-6")  # marked at the new bar's bid
+    assert sample("scalper_execution_unrealised_pnl_dollars") == pytest.approx(
+        service.engine.pnl_today() - service.engine.state.tally.realised_pnl)
+    assert sample("scalper_execution_trading_state", {"state": "active"}) == 1
+    service.set_trading_state(TradingState.HALTED, "test")
+    assert sample("scalper_execution_trading_state", {"state": "halted"}) == 1
+    assert sample("scalper_execution_trading_state", {"state": "active"}) == 0
+    halted = {"reason": RiskReason.TRADING_HALTED.value}
+    denials_before = sample("scalper_execution_denials_total", halted)
+    warm(service, "QQQ", 500.0)
+    deliver(service, decision("QQQ", 4, Action.BUY_PUT), "denied")
+    assert sample("scalper_execution_denials_total", halted) == denials_before + 1
+    service.kill_switch()
+    assert sample("scalper_execution_open_positions") == 0
+    assert sample("scalper_execution_realised_pnl_dollars") == pytest.approx(service.engine.state.tally.realised_pnl)

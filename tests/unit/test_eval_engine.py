@@ -117,3 +117,17 @@ def test_walk_forward_evaluates_each_fold_policy_on_its_test_window_only() -> No
     assert seen == [(f.test_from, f.test_to) for f in folds] and len(folds) == 3
     assert [f["test"] for f in out["folds"]] == [[str(f.test_from), str(f.test_to)] for f in folds]
     assert out["out_of_sample"]["total_pnl"] == 0.0
+
+
+def test_every_trade_splits_its_pnl_into_gross_spread_and_fees(tape: MarketTape) -> None:
+    result = evaluate(RandomMaskedPolicy(), tape, CONFIG, seed=3)
+    assert len(result.trades) > 20
+    premium = CONFIG.premium
+    for trade in result.trades:
+        assert trade.pnl == pytest.approx(trade.gross - trade.spread_paid - trade.fees, abs=1e-6)
+        assert trade.spread_paid > 0 and trade.fees == pytest.approx(2 * trade.contracts * premium.commission_per_contract)
+        assert sum(e.contracts for e in trade.exits) == trade.contracts == CONFIG.contracts
+        assert trade.exits[-1].reason == trade.exit_reason and trade.exits[-1].row == trade.exit_row
+        assert trade.strike > 0 and 0 < trade.entry_minute <= trade.exit_minute <= 390
+        session = result.sessions[(trade.symbol, trade.day)]
+        assert session.close.size == session.minute.size and session.minute[trade.entry_row] == trade.entry_minute

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from prometheus_client import Counter
 
+from scalper_execution import metrics
 from scalper_execution.brokers.base import Broker, BrokerError, BrokerOrder, BrokerRejected, BrokerStatus
 from scalper_execution.engine import Effects, ExecutionEngine, OpenOrder, sanitise_reason
 from scalper_execution.store import Store
@@ -91,6 +92,7 @@ class ExecutionService:
         self.lock = threading.RLock()
         self.bar_wait_s = bar_wait_s
         self._bar_applied = threading.Condition()
+        self.bar_clock = metrics.BarClock()
 
     # -- start ------------------------------------------------------------------------------------
 
@@ -98,6 +100,7 @@ class ExecutionService:
         """Reload the engine's memory from the database (at start, and after a failed side effect)."""
         with self.lock:
             self.engine.state = self.store.load_state()
+            self._observe_state()
             logger.info("restored %s open position(s), %s open order(s), state %s",
                         len(self.engine.state.positions), len(self.engine.state.open_orders),
                         self.engine.state.trading_state.value)
@@ -107,6 +110,8 @@ class ExecutionService:
     def handle_bars(self, batch: Sequence[Delivery]) -> None:
         for delivery in batch:
             if isinstance(delivery.envelope.payload, Bar):
+                bar = delivery.envelope.payload
+                self.bar_clock.bar_published(bar.symbol, bar.start, delivery.envelope.ts_init)
                 with self.lock:  # the bar and the fills it triggers, before any decision gets in
                     self._guarded(lambda bar=delivery.envelope.payload: self._on_bar(bar))
                     self._guarded(self._fill_next_bar_orders)
@@ -135,7 +140,20 @@ class ExecutionService:
             payload = delivery.envelope.payload
             if isinstance(payload, PolicyDecision):
                 self._await_bar(payload)
-                self._guarded(lambda d=payload, i=delivery.envelope.id: self.engine.on_decision(d, i))
+                self._decide(payload, delivery.envelope.id)
+
+    def _decide(self, decision: PolicyDecision, decision_id: str) -> None:
+        """Act on one decision; an order it produced is timed from its bar's publication."""
+        ordered: list[bool] = []
+
+        def event() -> Effects:
+            effects = self.engine.on_decision(decision, decision_id)
+            ordered.append(bool(effects.orders))
+            return effects
+
+        self._guarded(event)
+        if any(ordered):
+            self.bar_clock.order_sent(decision.symbol, decision.minute, self.clock.now())
 
     def _await_bar(self, decision: PolicyDecision) -> None:
         """Hold a decision until its own bar has been applied (up to ``bar_wait_s``).
@@ -192,6 +210,15 @@ class ExecutionService:
                 logger.exception("side effect failed; reloading the engine state from the database")
                 self.restore()
                 raise
+            self._observe_state()
+
+    def _observe_state(self) -> None:
+        metrics.observe_state(self.engine.state, self.engine.premium.contract_multiplier)
+
+    def _publish(self, events: Sequence[Message]) -> None:
+        """Publish committed events (and count fills and denials)."""
+        metrics.count_events(events)
+        self.publisher.publish(events)
 
     def apply(self, effects: Effects) -> None:
         now = self.clock.now()
@@ -202,7 +229,8 @@ class ExecutionService:
             if effects.tally_changed:
                 tx.save_tally(self.engine.state.tally, now)
             tx.record_events(effects.events, now)
-        self.publisher.publish(effects.events)
+        self._publish(effects.events)
+        metrics.count_orders(effects)
         for order_id in effects.cancels:
             self._cancel(order_id)
         for open_order in effects.orders:
@@ -253,7 +281,7 @@ class ExecutionService:
             tx.record_events([denial], now)
         self.engine.on_order_closed(order.client_order_id)
         logger.warning("order %s rejected by the broker: %s", order.client_order_id, detail)
-        self.publisher.publish([denial])
+        self._publish([denial])
 
     def _record(self, broker_order: BrokerOrder) -> None:
         """Record what the broker says about an order: acceptance, new fills, cancel or reject."""
@@ -280,7 +308,7 @@ class ExecutionService:
                 self.engine.on_order_closed(order_id)
                 outcome.events.append(OrderCanceled(client_order_id=order_id,
                                                     reason=broker_order.reason or broker_order.status.value))
-        self.publisher.publish(outcome.events)
+        self._publish(outcome.events)
 
     # -- reconciliation ------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
 from scalper_shared.core.actions import N_ACTIONS
+from scalper_shared.core.premium import PremiumModelConfig, atm_strike, commission, premium_cash, quote_at_vol
 from scalper_trainer.env import DEFAULT_ENV_CONFIG, EnvConfig, EpisodeSet, Fill, MarketTape, TradingBatch
 from scalper_trainer.env.core import ENTRY, STOP_EXIT
 from scalper_trainer.evaluation.policies import Policy
@@ -38,8 +39,25 @@ ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
+class ExitFill:
+    """One sale of (part of) a position: session row, contracts, the bid it sold at, why, and when
+    (minutes after the 09:30 ET open at the fill bar's close)."""
+
+    row: int
+    contracts: int
+    price: float
+    reason: str
+    minute: float
+
+
+@dataclass(frozen=True, slots=True)
 class Trade:
-    """One position from entry to flat. Rows are minutes of the session (0 = its first bar)."""
+    """One position from entry to flat. Rows are minutes of the session (0 = its first bar).
+
+    Costs: ``gross`` is the P&L at the premium model's mid prices; ``spread_paid`` what buying at the
+    ask and selling at the bids cost against those mids; ``fees`` the commissions of every fill; so
+    ``pnl == gross - spread_paid - fees`` (up to float rounding).
+    """
 
     symbol: str
     day: date
@@ -57,11 +75,27 @@ class Trade:
     underlying_moves: tuple[float, ...]
     """The underlying's close-to-close change over each of ``MOMENTUM_HORIZONS`` after the entry
     (NaN when the horizon runs past the session)."""
+    strike: float = float("nan")
+    entry_minute: float = float("nan")
+    """Minutes after the 09:30 ET open at the entry bar's close (the decision time)."""
+    exit_minute: float = float("nan")
+    exits: tuple[ExitFill, ...] = ()
+    gross: float = float("nan")
+    spread_paid: float = float("nan")
+    fees: float = float("nan")
 
     @property
     def premium_return(self) -> float:
         """Net P&L over the premium paid."""
         return self.pnl / (self.entry_price * self.contracts * 100.0)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPrices:
+    """One symbol-day's closes; ``minute[k]`` is minutes after 09:30 ET at the close of session row k."""
+
+    minute: npt.NDArray[np.float64]
+    close: npt.NDArray[np.float64]
 
 
 @dataclass
@@ -86,6 +120,8 @@ class EvaluationResult:
     """Symbol-days too short to trade (fewer decisions than the env's ``min_steps``)."""
     reward_terms: dict[str, float] = field(default_factory=dict)
     """Each reward term's (and ``total``'s) mean per step over the whole run."""
+    sessions: dict[tuple[str, date], SessionPrices] = field(default_factory=dict)
+    """The underlying's bars of every evaluated symbol-day (for price charts with the trades)."""
 
     @property
     def n_episodes(self) -> int:
@@ -121,7 +157,7 @@ def _evaluate(policy: Policy, episodes: EpisodeSet | MarketTape, env_config: Env
         done += len(group)
         if progress is not None:
             progress(done, len(usable))
-    result = run.result(policy.name, tape, usable, time.monotonic() - started)
+    result = run.result(policy.name, tape, usable, time.monotonic() - started, env_config.premium)
     logger.info("evaluated %s on %d symbol-days (%d steps, %d trades) in %.2fs", policy.name,
                 result.n_episodes, result.steps, len(result.trades), result.seconds)
     return result
@@ -154,7 +190,8 @@ class _Run:
         self.masks.append(masks[:take].copy())
         self.state_budget -= take
 
-    def result(self, name: str, tape: MarketTape, usable: npt.NDArray[np.int64], seconds: float) -> EvaluationResult:
+    def result(self, name: str, tape: MarketTape, usable: npt.NDArray[np.int64], seconds: float,
+               premium: PremiumModelConfig) -> EvaluationResult:
         episodes = tape.episodes
         order = sorted(usable.tolist(), key=lambda e: (episodes.days[e], episodes.symbols[e]))
         entries = [f for f in self.fills if f.reason == ENTRY]
@@ -170,11 +207,12 @@ class _Run:
             days=tuple(episodes.days[e] for e in order),
             episode_pnl=np.array([self.pnl[e] for e in order]),
             episode_trades=np.array([trades_per_episode[e] for e in order], np.int64),
-            trades=build_trades(self.fills, tape), fills=self.fills, action_counts=self.action_counts,
+            trades=build_trades(self.fills, tape, premium), fills=self.fills, action_counts=self.action_counts,
             entropies=np.concatenate(self.entropies) if self.entropies else None, states=states,
             steps=self.steps, seconds=seconds,
             skipped=[(episodes.symbols[e], episodes.days[e]) for e in skipped],
-            reward_terms={name: total / max(self.steps, 1) for name, total in self.term_sums.items()})
+            reward_terms={name: total / max(self.steps, 1) for name, total in self.term_sums.items()},
+            sessions={(episodes.symbols[e], episodes.days[e]): session_prices(tape, e) for e in order})
 
 
 def _play_group(policy: Policy, tape: MarketTape, config: EnvConfig, group: npt.NDArray[np.int64], n_steps: int,
@@ -209,36 +247,66 @@ def entropy(probabilities: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return -(p * logs).sum(axis=1)  # type: ignore[no-any-return]
 
 
-def build_trades(fills: list[Fill], tape: MarketTape) -> list[Trade]:
+def session_prices(tape: MarketTape, episode: int) -> SessionPrices:
+    first, last = int(tape.first_row[episode]), int(tape.session_last_row[episode])
+    start, stop = int(tape.episodes.offsets[episode]), int(tape.episodes.offsets[episode + 1])
+    return SessionPrices(np.asarray(tape.episodes.minute_of_day[start:stop], np.float64),
+                         tape.close[first:last + 1].copy())
+
+
+def build_trades(fills: list[Fill], tape: MarketTape, premium: PremiumModelConfig) -> list[Trade]:
     """Group fills into trades: an entry opens one, sells close it once its contracts are all sold."""
     by_episode: dict[int, list[Fill]] = {}
     for fill in fills:
         by_episode.setdefault(fill.episode, []).append(fill)
     trades: list[Trade] = []
     for episode, episode_fills in sorted(by_episode.items()):
-        trades.extend(_episode_trades(episode, episode_fills, tape))
+        trades.extend(_episode_trades(episode, episode_fills, tape, premium))
     trades.sort(key=lambda t: (t.day, t.symbol, t.entry_row))
     return trades
 
 
-def _episode_trades(episode: int, fills: list[Fill], tape: MarketTape) -> list[Trade]:
+def _mid(tape: MarketTape, episode: int, row: int, strike: float, side: int, premium: PremiumModelConfig) -> float:
+    """The premium model's mid of the position's option at tape ``row`` (what the fills' bid/ask surround)."""
+    _, mid, _ = quote_at_vol(tape.specs.take(np.array([episode])), tape.close[row], strike, side == 1,
+                             tape.t_years[row], tape.implied_vol[row], premium)
+    return float(np.asarray(mid).reshape(-1)[0])
+
+
+def _episode_trades(episode: int, fills: list[Fill], tape: MarketTape, premium: PremiumModelConfig) -> list[Trade]:
     first, last = int(tape.first_row[episode]), int(tape.session_last_row[episode])
     symbol, day = tape.episodes.symbols[episode], tape.episodes.days[episode]
+    minute = tape.episodes.minute_of_day[int(tape.episodes.offsets[episode]):]
     trades, entry, sold, pnl, worst = [], None, 0, 0.0, np.inf
+    exits: list[ExitFill] = []
+    strike = entry_mid = gross = spread = 0.0
     for fill in fills:
         if fill.reason == ENTRY:
-            entry, sold, pnl, worst = fill, 0, 0.0, np.inf
+            entry, sold, pnl, worst, exits = fill, 0, 0.0, np.inf, []
+            strike = float(np.asarray(atm_strike(tape.specs.take(np.array([episode])), tape.close[fill.row],
+                                                 premium)).reshape(-1)[0])
+            entry_mid = _mid(tape, episode, fill.row, strike, fill.side, premium)
+            spread = float(premium_cash(fill.price - entry_mid, fill.contracts, premium))
+            gross = 0.0
             continue
         if entry is None:
             raise ValueError(f"episode {episode}: an exit fill without an entry")
         sold += fill.contracts
         pnl += fill.pnl
         worst = min(worst, fill.price / entry.price - 1.0)
+        exit_mid = _mid(tape, episode, fill.row, strike, fill.side, premium)
+        gross += float(premium_cash(exit_mid - entry_mid, fill.contracts, premium))
+        spread += float(premium_cash(exit_mid - fill.price, fill.contracts, premium))
+        exits.append(ExitFill(fill.row - first, fill.contracts, fill.price, fill.reason, float(minute[fill.row - first])))
         if sold >= entry.contracts:
             moves = tuple(float(tape.close[entry.row + h] - tape.close[entry.row]) if entry.row + h <= last
                           else float("nan") for h in MOMENTUM_HORIZONS)
+            fees = float(2.0 * commission(entry.contracts, premium))
             trades.append(Trade(symbol, day, entry.side, entry.row - first, fill.row - first, entry.price,
-                                entry.contracts, pnl, fill.reason, float(worst), moves))
+                                entry.contracts, pnl, fill.reason, float(worst), moves, strike=strike,
+                                entry_minute=float(minute[entry.row - first]),
+                                exit_minute=float(minute[fill.row - first]), exits=tuple(exits),
+                                gross=gross, spread_paid=spread, fees=fees))
             entry = None
     if entry is not None:
         raise ValueError(f"episode {episode}: a position was still open at the end of the day")

@@ -1,40 +1,55 @@
 """The evaluation report: ``metrics.json`` (every metric), ``report.html`` and its PNG plots.
 
 The header states the outcome plainly: what the agent made or lost, the best baseline, and
-whether the bootstrap interval of the daily difference excludes zero. Plots use matplotlib's Agg
-backend (no display needed).
+whether the bootstrap interval of the daily difference excludes zero; then the contract size, the
+risk limits and the premium-model config the evaluation ran under. The body has the agent next to
+each baseline (with the interval of the daily difference against each), the cost breakdown (gross
+at mid, spread paid, commission, net; per day and in total), the best and the worst day's underlying
+with the entries and exits marked, and the trade list. ``report.html`` is rendered from the Jinja2
+template ``templates/report.html.j2`` and embeds its images as data URIs, so the one file renders
+anywhere (downloaded over REST, mailed, opened offline); the PNGs are written beside it too. Plots
+use matplotlib's Agg backend (no display needed).
 """
 
 from __future__ import annotations
 
-import html
+import base64
 import json
 import math
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
+import jinja2  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from scalper_shared.core.actions import Action  # noqa: E402
+from scalper_shared.schema.training import Diagnostics  # noqa: E402
 from scalper_trainer.env import EnvConfig  # noqa: E402
-from scalper_trainer.evaluation.engine import EvaluationResult  # noqa: E402
+from scalper_trainer.evaluation.engine import EvaluationResult, Trade  # noqa: E402
 from scalper_trainer.evaluation.metrics import EXIT_REASON_ORDER, daily_pnl, drawdown_curve, policy_metrics  # noqa: E402
 from scalper_trainer.evaluation.significance import bootstrap_mean_difference_ci  # noqa: E402
 
 REPORT_FILE = "report.html"
 METRICS_FILE = "metrics.json"
+TEMPLATE = "report.html.j2"
 PLOTS = {"equity": "equity.png", "drawdown": "drawdown.png", "checkpoint_actions": "checkpoint_actions.png",
-         "exits_by_reason": "exits_by_reason.png", "pnl_histogram": "pnl_histogram.png"}
-SECTIONS = ("summary", "model", "window", "performance", "trades_per_day", "momentum_accuracy", "stop_loss",
-            "exits_by_reason", "symbol_rotation", "action_stability", "baselines", "significance", "daily_pnl",
+         "exits_by_reason": "exits_by_reason.png", "pnl_histogram": "pnl_histogram.png",
+         "best_day": "best_day.png", "worst_day": "worst_day.png"}
+SECTIONS = ("summary", "model", "window", "config", "performance", "costs", "trades", "price_days",
+            "trades_per_day", "momentum_accuracy", "stop_loss", "exits_by_reason", "symbol_rotation",
+            "action_stability", "checkpoint_diagnostics", "baselines", "significance", "daily_pnl",
             "evaluation_speed", "plots")
 """Top-level keys of ``metrics.json``; the HTML has a section for each."""
+SESSION_OPEN_MINUTE = 9 * 60 + 30
+"""09:30 ET in minutes after midnight: trade times are the open plus the bar's minute of the session."""
 
 
 @dataclass(frozen=True)
@@ -46,8 +61,12 @@ class ReportPaths:
 
 
 def build_metrics(agent: EvaluationResult, baselines: Sequence[EvaluationResult], config: EnvConfig, *,
-                  model: dict[str, Any], window: dict[str, Any], stability: dict[str, Any], seed: int) -> dict[str, Any]:
-    """The whole ``metrics.json`` document (without the ``plots`` section, added on writing)."""
+                  model: dict[str, Any], window: dict[str, Any], stability: dict[str, Any], seed: int,
+                  diagnostics: Sequence[Diagnostics] = ()) -> dict[str, Any]:
+    """The whole ``metrics.json`` document (without the ``plots`` section, added on writing).
+
+    ``diagnostics``: the training job's checkpoint diagnostics (the report's table has a column for
+    every field of :class:`Diagnostics`)."""
     mine = policy_metrics(agent, config)
     others = {b.policy: policy_metrics(b, config) for b in baselines}
     significance = compare(agent, baselines, seed)
@@ -55,18 +74,30 @@ def build_metrics(agent: EvaluationResult, baselines: Sequence[EvaluationResult]
         "summary": verdict(mine, significance),
         "model": model, "window": {**window, "symbol_days": agent.n_episodes, "days": mine["days"],
                                    "skipped_symbol_days": [[s, d.isoformat()] for s, d in agent.skipped]},
-        "performance": mine["performance"], "trades_per_day": mine["trades_per_day"],
+        "config": run_config(config),
+        "performance": mine["performance"], "costs": cost_breakdown(agent), "trades": trade_rows(agent.trades),
+        "price_days": price_days(agent),
+        "trades_per_day": mine["trades_per_day"],
         "momentum_accuracy": mine["momentum_accuracy"], "stop_loss": mine["stop_loss"],
         "exits_by_reason": mine["exits_by_reason"], "symbol_rotation": mine["symbol_rotation"],
         "action_stability": {"action_shares": mine["action_shares"], "mean_entropy": mine["mean_entropy"],
                              **stability},
+        "checkpoint_diagnostics": {"fields": list(Diagnostics.model_fields),
+                                   "checkpoints": [d.model_dump(mode="json") for d in diagnostics]},
         "baselines": others, "significance": significance, "daily_pnl": mine["daily_pnl"],
         "evaluation_speed": mine["evaluation_speed"],
     }
 
 
+def run_config(config: EnvConfig) -> dict[str, Any]:
+    """What every trade was sized and judged by: contracts per entry, risk limits, premium model."""
+    return {"contracts_per_entry": config.contracts, "risk": config.risk.model_dump(mode="json"),
+            "premium": config.premium.model_dump(mode="json")}
+
+
 def compare(agent: EvaluationResult, baselines: Sequence[EvaluationResult], seed: int) -> dict[str, Any]:
-    """Bootstrap CI of the mean daily P&L difference against the best baseline (by total P&L)."""
+    """Bootstrap CI of the mean daily P&L difference against each baseline (``vs``), and the best
+    baseline (by total P&L) in the top-level keys."""
     days, mine = daily_pnl(agent)
     scored = []
     for baseline in baselines:
@@ -75,13 +106,69 @@ def compare(agent: EvaluationResult, baselines: Sequence[EvaluationResult], seed
             raise ValueError(f"baseline {baseline.policy} ran on other days than the agent")
         scored.append((float(theirs.sum()), baseline.policy, theirs))
     if not scored or not days:
-        return {"best_baseline": None}
-    total, name, best = max(scored, key=lambda s: s[0])
-    interval = bootstrap_mean_difference_ci(mine, best, seed=seed)
+        return {"best_baseline": None, "vs": {}}
+    vs = {}
+    for total, name, theirs in scored:
+        interval = bootstrap_mean_difference_ci(mine, theirs, seed=seed)
+        vs[name] = {"baseline_total_pnl": total, "mean_daily_difference": interval.estimate, "ci_low": interval.low,
+                    "ci_high": interval.high, "confidence": interval.confidence,
+                    "ci_includes_zero": interval.includes_zero}
+    total, name, _ = max(scored, key=lambda s: s[0])
+    best = vs[name]
     return {"best_baseline": name, "best_baseline_total_pnl": total,
-            "mean_daily_difference": interval.estimate, "ci_low": interval.low, "ci_high": interval.high,
-            "confidence": interval.confidence, "ci_includes_zero": interval.includes_zero, "days": len(days),
-            "method": "paired bootstrap over days, 10,000 resamples, percentile interval"}
+            "mean_daily_difference": best["mean_daily_difference"], "ci_low": best["ci_low"],
+            "ci_high": best["ci_high"], "confidence": best["confidence"], "ci_includes_zero": best["ci_includes_zero"],
+            "days": len(days), "method": "paired bootstrap over days, 10,000 resamples, percentile interval",
+            "vs": vs}
+
+
+def cost_breakdown(result: EvaluationResult) -> dict[str, Any]:
+    """Gross P&L (at the premium model's mids), spread paid, commission and net, per day and in total.
+
+    ``net == gross - spread_paid - commission``; net per day equals the day's P&L after costs."""
+    per_day: dict[date, dict[str, float]] = defaultdict(lambda: {"trades": 0, "gross": 0.0, "spread_paid": 0.0,
+                                                                  "commission": 0.0, "net": 0.0})
+    for day in result.days:
+        per_day[day]  # noqa: B018 - every evaluated day gets a row, trades or not
+    for trade in result.trades:
+        row = per_day[trade.day]
+        row["trades"] += 1
+        row["gross"] += trade.gross
+        row["spread_paid"] += trade.spread_paid
+        row["commission"] += trade.fees
+        row["net"] += trade.pnl
+    days = [{"day": d.isoformat(), **per_day[d]} for d in sorted(per_day)]
+    total = {key: sum(row[key] for row in days) for key in ("trades", "gross", "spread_paid", "commission", "net")}
+    return {"per_day": days, "total": total,
+            "note": "gross at the premium model's mid prices; spread paid = ask over mid on entry plus mid over "
+                    "bid on every exit (a stop's next-bar fill included); commission on every fill"}
+
+
+def clock(minute: float) -> str:
+    """Minutes after the 09:30 ET open as HH:MM ET."""
+    total = SESSION_OPEN_MINUTE + int(round(minute))
+    return f"{total // 60:02d}:{total % 60:02d}"
+
+
+def trade_rows(trades: Sequence[Trade]) -> list[dict[str, Any]]:
+    """The trade list: times, contract, sizes, prices, costs and outcome of every trade."""
+    return [{"day": t.day.isoformat(), "symbol": t.symbol, "side": "call" if t.side > 0 else "put",
+             "strike": t.strike, "contracts": t.contracts, "entry_time": clock(t.entry_minute),
+             "exit_time": clock(t.exit_minute), "entry_ask": t.entry_price,
+             "exits": [{"time": clock(e.minute), "contracts": e.contracts,
+                        "bid": e.price, "reason": e.reason} for e in t.exits],
+             "gross": t.gross, "spread_paid": t.spread_paid, "fees": t.fees, "pnl": t.pnl,
+             "exit_reason": t.exit_reason} for t in trades]
+
+
+def price_days(result: EvaluationResult) -> dict[str, Any]:
+    """The best and the worst day (by the account's P&L after costs) shown with their trades."""
+    days, daily = daily_pnl(result)
+    if not days:
+        return {"best": None, "worst": None}
+    best, worst = int(np.argmax(daily)), int(np.argmin(daily))
+    return {"best": {"day": days[best].isoformat(), "pnl": float(daily[best])},
+            "worst": {"day": days[worst].isoformat(), "pnl": float(daily[worst])}}
 
 
 def verdict(mine: dict[str, Any], significance: dict[str, Any]) -> str:
@@ -106,7 +193,7 @@ def verdict(mine: dict[str, Any], significance: dict[str, Any]) -> str:
 
 def write_report(metrics: dict[str, Any], agent: EvaluationResult, baselines: Sequence[EvaluationResult],
                  out_dir: Path) -> ReportPaths:
-    """Write the plots, ``metrics.json`` and ``report.html`` into ``out_dir``."""
+    """Write the plots, ``metrics.json`` and ``report.html`` (plots embedded) into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = {key: out_dir / name for key, name in PLOTS.items()}
     _plot_equity(agent, baselines, plots["equity"])
@@ -114,11 +201,15 @@ def write_report(metrics: dict[str, Any], agent: EvaluationResult, baselines: Se
     _plot_checkpoint_actions(metrics["action_stability"], plots["checkpoint_actions"])
     _plot_exits(metrics["exits_by_reason"]["fills"], plots["exits_by_reason"])
     _plot_pnl_histogram(agent, plots["pnl_histogram"])
+    for which in ("best", "worst"):
+        _plot_day(agent, metrics["price_days"][which], which, plots[f"{which}_day"])
     document = {**metrics, "plots": {key: path.name for key, path in plots.items()}}
     metrics_path = out_dir / METRICS_FILE
     metrics_path.write_text(json.dumps(_json_safe(document), indent=2, sort_keys=False))
+    images = {key: "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+              for key, path in plots.items()}
     html_path = out_dir / REPORT_FILE
-    html_path.write_text(render_html(document))
+    html_path.write_text(render_html(_json_safe(document), images), encoding="utf-8")
     return ReportPaths(out_dir, html_path, metrics_path, plots)
 
 
@@ -201,79 +292,71 @@ def _plot_pnl_histogram(agent: EvaluationResult, path: Path) -> None:
     _save(fig, path)
 
 
+def _plot_day(agent: EvaluationResult, which: dict[str, Any] | None, label: str, path: Path) -> None:
+    """The underlying of every symbol on one day, with the agent's entries and exits marked."""
+    day = date.fromisoformat(which["day"]) if which else None
+    symbols = sorted({s for s, d in agent.sessions if d == day}) or ["-"]
+    fig, axes = plt.subplots(len(symbols), 1, figsize=(10, 2.6 * len(symbols) + 0.6), squeeze=False, sharex=True)
+    for ax, symbol in zip(axes[:, 0], symbols, strict=True):
+        session = agent.sessions.get((symbol, day)) if day else None
+        if session is None:
+            ax.text(0.5, 0.5, "no evaluated day", ha="center", va="center", transform=ax.transAxes)
+            continue
+        ax.plot(session.minute, session.close, color="black", linewidth=0.9, label=symbol)
+        trades = [t for t in agent.trades if t.symbol == symbol and t.day == day]
+        for side, color, marker, name in ((1, "tab:green", "^", "call entry"), (-1, "tab:red", "v", "put entry")):
+            entries = [t for t in trades if t.side == side]
+            if entries:
+                ax.scatter([session.minute[t.entry_row] for t in entries], [session.close[t.entry_row] for t in entries],
+                           color=color, marker=marker, s=60, zorder=3, label=name)
+        exits = [e for t in trades for e in t.exits]
+        if exits:
+            ax.scatter([session.minute[e.row] for e in exits], [session.close[e.row] for e in exits],
+                       color="tab:blue", marker="x", s=45, zorder=3, label="exit")
+        pnl = sum(t.pnl for t in trades)
+        ax.set_title(f"{symbol} {day}: {len(trades)} trades, {_money(pnl)} after costs", fontsize=10)
+        ax.set_ylabel("price")
+        ax.legend(fontsize="small", loc="best")
+        ticks = np.arange(0, 391, 30)
+        ax.set_xticks(ticks, [clock(t) for t in ticks])
+    title = f"{label.capitalize()} day {which['day']}: {_money(which['pnl'])}" if which else f"{label} day: none"
+    fig.suptitle(title + " (entries: calls ^, puts v; exits x; times ET)")
+    _save(fig, path)
+
+
 # -- HTML ----------------------------------------------------------------------------------------
 
+_ENVIRONMENT = jinja2.Environment(loader=jinja2.PackageLoader("scalper_trainer.evaluation", "templates"),
+                                  autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined,
+                                  trim_blocks=True, lstrip_blocks=True)
 
-def _fmt(value: Any) -> str:
+
+def _number(value: Any, digits: int | None = None) -> str:
     if value is None:
         return "-"
-    if isinstance(value, float):
-        return f"{value:,.4f}" if abs(value) < 10 else f"{value:,.2f}"
-    return html.escape(str(value))
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if digits is None:
+        digits = 4 if abs(value) < 10 else 2
+    return f"{value:,.{digits}f}"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+def _money(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"-${abs(value):,.2f}" if value < 0 else f"${value:,.2f}"
 
 
-def _pairs(section: dict[str, Any]) -> str:
-    return _table(["metric", "value"], [(k, v) for k, v in section.items() if not isinstance(v, dict | list)])
+def _percent(value: Any) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def _img(doc: dict[str, Any], key: str, alt: str) -> str:
-    return f'<img src="{html.escape(doc["plots"][key])}" alt="{html.escape(alt)}">'
+_ENVIRONMENT.filters.update(number=_number, money=_money, percent=_percent)
 
 
-def render_html(doc: dict[str, Any]) -> str:
-    perf_keys = ["total_pnl", "mean_daily_pnl", "trades", "win_rate", "profit_factor", "max_drawdown",
-                 "daily_sharpe", "annualised_sharpe", "probabilistic_sharpe_ratio"]
-    comparison = [["agent", *[doc["performance"][k] for k in perf_keys]]] + [
-        [name, *[b["performance"][k] for k in perf_keys]] for name, b in doc["baselines"].items()]
-    symbols = doc["symbol_rotation"]["per_symbol"]
-    symbol_rows = [[s, r["symbol_days"], r["trades"], r["trades_per_day"], r["pnl"], r["win_rate"], r["calls"], r["puts"]]
-                   for s, r in symbols.items()]
-    exits = doc["exits_by_reason"]["fills"]
-    momentum = doc["momentum_accuracy"]
-    checkpoints = doc["action_stability"].get("checkpoints", [])
-    stability_rows = [[c["label"], c["mean_entropy"], c["kl_to_previous"], c["kl_to_final"],
-                       *[c["argmax_shares"][a.name] for a in Action]] for c in checkpoints]
-    rotation = {k: v for k, v in doc["symbol_rotation"].items() if k != "per_symbol"}
-    window = doc["window"]
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>Evaluation of {_fmt(doc["model"].get("id"))}</title>
-<style>body{{font-family:sans-serif;max-width:1000px;margin:auto}} table{{border-collapse:collapse;margin:8px 0}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}} .verdict{{font-size:1.15em;padding:10px;
-background:#f3f3f3;border-left:6px solid #555}} img{{max-width:100%}}</style></head><body>
-<h1>Evaluation of model {_fmt(doc["model"].get("id"))}</h1>
-<p class="verdict" id="summary">{html.escape(doc["summary"])}</p>
-<p id="window">Window {_fmt(window.get("from"))} .. {_fmt(window.get("to"))}, symbols {_fmt(", ".join(window.get("symbols", [])))},
-{window["days"]} days, {window["symbol_days"]} symbol-days, seed {_fmt(window.get("seed"))}, source {_fmt(window.get("source"))}.</p>
-<h2 id="performance">P&amp;L after costs: agent and baselines</h2>
-{_table(["policy", *perf_keys], comparison)}
-{_img(doc, "equity", "equity curves")}
-{_img(doc, "drawdown", "drawdown")}
-<h2 id="significance">Significance</h2>{_pairs(doc["significance"])}
-<h2 id="trades_per_day">Trades per day</h2>{_pairs(doc["trades_per_day"])}
-<h2 id="momentum_accuracy">Momentum accuracy</h2>
-{_table(["horizon", "entries", "agreeing", "accuracy"], [[h, m["entries"], m["agreeing"], m["accuracy"]] for h, m in momentum.items()])}
-<h2 id="stop_loss">Stop-loss reliability</h2>{_pairs(doc["stop_loss"])}
-<h2 id="exits_by_reason">Exits by reason</h2>
-{_table(["reason", "fills", "contracts", "pnl"], [[r, e["fills"], e["contracts"], e["pnl"]] for r, e in exits.items()])}
-{_img(doc, "exits_by_reason", "exits by reason")}
-<h2 id="symbol_rotation">Symbol rotation</h2>
-{_table(["symbol", "symbol-days", "trades", "trades/day", "pnl", "win rate", "calls", "puts"], symbol_rows)}
-{_pairs(rotation)}
-<h2 id="action_stability">Action-probability stability</h2>
-{_table(["action share (played)", "value"], list(doc["action_stability"]["action_shares"].items()))}
-<p>Mean entropy of the evaluated policy: {_fmt(doc["action_stability"]["mean_entropy"])} nats;
-states compared across checkpoints: {doc["action_stability"].get("states", 0)}.</p>
-{_table(["checkpoint", "entropy", "KL to previous", "KL to final", *[a.name for a in Action]], stability_rows)}
-{_img(doc, "checkpoint_actions", "action distribution across checkpoints")}
-<h2 id="pnl_histogram">Trade P&amp;L distribution</h2>{_img(doc, "pnl_histogram", "trade P&L histogram")}
-<h2 id="baselines">Baselines</h2><p>hold: never trades; random: uniform over allowed actions (seeded);
-momentum_rule: enters on the shared strong-setup rule, exits through the risk rules only.</p>
-<h2 id="evaluation_speed">Evaluation speed</h2>{_pairs(doc["evaluation_speed"])}
-</body></html>
-"""
+def render_html(doc: dict[str, Any], images: dict[str, str]) -> str:
+    """``report.html`` from the template; ``images`` maps plot keys to (data) URIs."""
+    return _ENVIRONMENT.get_template(TEMPLATE).render(doc=doc, images=images, actions=[a.name for a in Action],
+                                                      exit_order=EXIT_REASON_ORDER)

@@ -16,8 +16,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import create_engine
+
 from scalper_shared.core.policy_net import NumpyPolicy
 from scalper_shared.core.rewards import RewardConfig
+from scalper_shared.db.training import load_diagnostics
+from scalper_shared.schema.training import Diagnostics
 from scalper_trainer.env import EnvConfig, EpisodeSet, MarketTape, load_episodes, synthetic_episodes
 from scalper_trainer.evaluation.engine import EvaluationResult, evaluate
 from scalper_trainer.evaluation.policies import AgentPolicy, baseline_policies
@@ -83,6 +87,17 @@ def window_episodes(start: date, end: date, symbols: Sequence[str], *, data_sour
     return load_episodes(database_url, list(symbols), start, end)
 
 
+def job_diagnostics(database_url: str | None, job_id: str | None) -> list[Diagnostics]:
+    """The checkpoint diagnostics the training job stored (none without a database or a job)."""
+    if not database_url or not job_id:
+        return []
+    engine = create_engine(database_url)
+    try:
+        return load_diagnostics(engine, job_id)
+    finally:
+        engine.dispose()
+
+
 def run_evaluation(model: str | Path | ModelArtifact, start: date, end: date, *, artifacts_dir: Path,
                    out_dir: Path, database_url: str | None = None, symbols: Sequence[str] | None = None,
                    seed: int = 0, data_source: str = "database", data_seed: int = 0, checkpoints: bool = True,
@@ -114,7 +129,9 @@ def run_evaluation(model: str | Path | ModelArtifact, start: date, end: date, *,
               "source": data_source}
     model_info = {"id": artifact.model_id, "job_id": artifact.job_id, "artifact": str(artifact.directory),
                   "train_window": artifact.manifest.get("data_window")}
-    metrics = build_metrics(agent, baselines, config, model=model_info, window=window, stability=stability, seed=seed)
+    diagnostics = job_diagnostics(database_url, artifact.job_id)
+    metrics = build_metrics(agent, baselines, config, model=model_info, window=window, stability=stability, seed=seed,
+                            diagnostics=diagnostics)
     paths = write_report(metrics, agent, baselines, out_dir)
     logger.info("model %s evaluated on %s..%s: %s", artifact.model_id, start, end, metrics["summary"])
     report(1.0, "done")
