@@ -10,10 +10,11 @@ from typer.testing import CliRunner
 
 from scalper_cli.main import app
 from scalper_shared.db import make_engine
-from scalper_shared.schema.training import TrainConfig
+from scalper_shared.schema.training import Diagnostics, TrainConfig
 from scalper_trainer.checkpoints import CheckpointStore
-from scalper_trainer.diagnostics import collect_rollout, summarise
-from scalper_trainer.env import make_vec_env, synthetic_episodes
+from scalper_trainer.diagnostics import play_validation, ppo_stats, summarise
+from scalper_trainer.env import EnvConfig, MarketTape, make_vec_env, synthetic_episodes
+from scalper_trainer.export import export_numpy_policy
 from scalper_trainer.registry import (
     Manifest,
     model_id_for_job,
@@ -42,18 +43,23 @@ def register_fresh_model(database_url: str, artifacts_dir: Path) -> str:
     diagnostics on two validation days), exported and registered exactly as a training job registers
     its model; returns the model id."""
     episodes = synthetic_episodes(date(2025, 6, 2), date(2025, 6, 3), seed=1, symbols=("SPY",))
-    validation = make_vec_env(synthetic_episodes(date(2025, 6, 4), date(2025, 6, 5), seed=2, symbols=("SPY",)),
-                              n_envs=2, seed=1)
+    validation = MarketTape(synthetic_episodes(date(2025, 6, 4), date(2025, 6, 5), seed=2, symbols=("SPY",)),
+                            EnvConfig())
+
+    def diagnose(step: int) -> Diagnostics:
+        trace, result = play_validation(export_numpy_policy(model), validation, EnvConfig(), seed=0)
+        return summarise(step, trace, result, ppo_stats([], step, 2, 32, 32, 1))
+
     config = TrainConfig(symbols=("SPY",), train_from=date(2025, 6, 2), train_to=date(2025, 6, 3),
                          validation_from=date(2025, 6, 4), validation_to=date(2025, 6, 5), total_timesteps=64)
     model = MaskablePPO("MlpPolicy", make_vec_env(episodes, n_envs=2, seed=0), n_steps=32, batch_size=32,
                         n_epochs=1, policy_kwargs={"net_arch": [32, 32]}, seed=0, device="cpu", verbose=0)
     checkpoints = CheckpointStore(artifacts_dir / "jobs" / JOB_ID / "checkpoints")
     checkpoints.save(model, 0)
-    diagnostics = [summarise(0, collect_rollout(model, validation, 2))]
+    diagnostics = [diagnose(0)]
     model.learn(total_timesteps=64)
     checkpoints.save(model, 64)
-    diagnostics.append(summarise(64, collect_rollout(model, validation, 2)))
+    diagnostics.append(diagnose(64))
     manifest = Manifest(model_id_for_job(JOB_ID), JOB_ID, datetime(2025, 6, 6, tzinfo=UTC), config, {"steps": 64})
     path = write_artifacts(artifacts_dir, model, manifest)
     engine = make_engine(database_url)

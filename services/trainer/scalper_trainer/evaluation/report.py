@@ -83,10 +83,21 @@ def build_metrics(agent: EvaluationResult, baselines: Sequence[EvaluationResult]
         "action_stability": {"action_shares": mine["action_shares"], "mean_entropy": mine["mean_entropy"],
                              **stability},
         "checkpoint_diagnostics": {"fields": list(Diagnostics.model_fields),
-                                   "checkpoints": [d.model_dump(mode="json") for d in diagnostics]},
+                                   "checkpoints": [d.model_dump(mode="json") for d in spread(diagnostics)]},
         "baselines": others, "significance": significance, "daily_pnl": mine["daily_pnl"],
         "evaluation_speed": mine["evaluation_speed"],
     }
+
+
+MAX_DIAGNOSTIC_CHECKPOINTS = 8
+"""Columns of the checkpoint-diagnostics table (evenly spread, the last always in): it fits 1,280 px."""
+
+
+def spread(items: Sequence[Diagnostics], n: int = MAX_DIAGNOSTIC_CHECKPOINTS) -> list[Diagnostics]:
+    if len(items) <= n:
+        return list(items)
+    picks = sorted({round(k * (len(items) - 1) / (n - 1)) for k in range(n)})
+    return [items[k] for k in picks]
 
 
 def run_config(config: EnvConfig) -> dict[str, Any]:
