@@ -1,7 +1,8 @@
 """Real vs synthetic market statistics (regular hours), side by side, and the generator's speed.
 
 Real: SPY 2025-07..10 and QQQ 2025-08..10 minute bars from ``../shared/data`` (or
-``SCALPER_SHARED_DATA``). Synthetic: the embedded market over the same dates, seed 0.
+``SCALPER_SHARED_DATA``). Synthetic: the embedded market over the same dates, seed 0, without and
+with the planted ``momentum`` edge (``edge SPY`` / ``edge QQQ``): the edge must not show in the table.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pandas as pd
 from scalper_ingestion.market_stats import compute_stats, regular_hours, return_correlation, stats_rows
 from scalper_ingestion.sources.files import PolygonFileSource
 from scalper_ingestion.sources.synthetic import QQQ, SPX, SPY, generate_bars
+from scalper_shared.core.edge import MarketEdge
 
 DATA = Path(os.environ.get("SCALPER_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 REAL_FILES = {SPY: ("SPY_1m_2025-07.csv.gz", "SPY_1m_2025-08_2025-10.csv.gz"),
@@ -43,9 +45,12 @@ def main() -> None:
     print(f"generated {len(synthetic):,} bars, {sessions} sessions x 3 symbols in {elapsed:.2f}s "
           f"({elapsed / sessions * 21:.2f}s per 21-session month)")
     by_symbol = {symbol: synthetic[synthetic["symbol"] == symbol] for symbol in (SPY, QQQ, SPX)}
+    edged = pd.concat(generate_bars((SPY, QQQ), *WINDOW, SEED, MarketEdge.MOMENTUM), ignore_index=True)
     columns = {"real SPY": compute_stats(real[SPY]), "real QQQ": compute_stats(real[QQQ]),
                "synth SPY": compute_stats(by_symbol[SPY]), "synth QQQ": compute_stats(by_symbol[QQQ]),
-               "synth SPX": compute_stats(by_symbol[SPX])}
+               "synth SPX": compute_stats(by_symbol[SPX]),
+               "edge SPY": compute_stats(edged[edged["symbol"] == SPY]),
+               "edge QQQ": compute_stats(edged[edged["symbol"] == QQQ])}
     print(f"{'statistic':<24}" + "".join(f"{name:>10}" for name in columns))
     for name, values in stats_rows(columns):
         print(f"{name:<24}" + "".join(_format(v) for v in values))

@@ -11,6 +11,8 @@ import pytest
 from scalper_shared.core.policy_net import NumpyPolicy
 from scalper_shared.schema.training import TrainConfig
 from scalper_trainer.env import EnvConfig, EpisodeSet, MarketTape, synthetic_episodes
+from scalper_shared.core.edge import MOMENTUM_EDGE, edge_rule_side
+from scalper_shared.core.features.spec import MARKET_INDEX
 from scalper_trainer.evaluation import (
     AgentPolicy,
     HoldPolicy,
@@ -20,6 +22,7 @@ from scalper_trainer.evaluation import (
     evaluate_walk_forward,
     walk_forward_folds,
 )
+from scalper_trainer.evaluation.policies import EdgeRulePolicy, NoSetupPolicy, SetupTimedExitPolicy, baseline_policies
 
 CONFIG = EnvConfig()
 
@@ -81,6 +84,45 @@ def test_momentum_rule_enters_only_on_the_strong_setup_side_and_exits_through_ri
         episode = index[(trade.symbol, trade.day)]
         assert tape.setup[tape.first_row[episode] + trade.entry_row] == trade.side
         assert trade.exit_reason != "agent"
+
+
+def _entry_rows(tape: MarketTape, trades: list) -> list[int]:  # type: ignore[type-arg]
+    index = {(s, d): e for e, (s, d) in enumerate(zip(tape.episodes.symbols, tape.episodes.days, strict=True))}
+    return [int(tape.first_row[index[(t.symbol, t.day)]] + t.entry_row) for t in trades]
+
+
+def test_setup_timed_exit_buys_setups_and_exits_after_its_minutes(tape: MarketTape) -> None:
+    result = evaluate(SetupTimedExitPolicy(5), tape, CONFIG)
+    assert result.policy == "setup_exit_5m" and result.trades
+    for trade, row in zip(result.trades, _entry_rows(tape, result.trades), strict=True):
+        assert tape.setup[row] == trade.side
+        held = trade.exit_row - trade.entry_row
+        assert held == 5 if trade.exit_reason == "agent" else held <= 6   # a stop fills a bar after its trigger
+
+
+def test_no_setup_policy_never_buys_a_setup(tape: MarketTape) -> None:
+    result = evaluate(NoSetupPolicy(), tape, CONFIG, seed=3)
+    assert len(result.trades) > 20
+    assert all(tape.setup[row] == 0 for row in _entry_rows(tape, result.trades))
+    assert {t.side for t in result.trades} == {-1, 1}
+
+
+def test_edge_rule_enters_after_large_five_minute_moves_only() -> None:
+    episodes = synthetic_episodes(date(2025, 7, 1), date(2025, 7, 31), seed=0, symbols=("SPY", "QQQ"),
+                                  edge="momentum")
+    tape = MarketTape(episodes, CONFIG)
+    result = evaluate(EdgeRulePolicy(), tape, CONFIG)
+    assert result.trades
+    for trade, row in zip(result.trades, _entry_rows(tape, result.trades), strict=True):
+        features = tape.features[row]
+        assert edge_rule_side(features[MARKET_INDEX["ret_5"]], features[MARKET_INDEX["atr_pct"]]) == trade.side
+        if trade.exit_reason == "agent":
+            assert trade.exit_row - trade.entry_row == MOMENTUM_EDGE.rule_hold_minutes
+
+
+def test_the_edge_rule_is_a_baseline_only_where_the_market_has_an_edge() -> None:
+    assert [p.name for p in baseline_policies()] == ["hold", "random", "momentum_rule"]
+    assert [p.name for p in baseline_policies("momentum")] == ["hold", "random", "momentum_rule", "edge_rule"]
 
 
 def test_the_agent_is_deterministic_and_reports_its_entropy(tape: MarketTape) -> None:

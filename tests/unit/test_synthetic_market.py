@@ -39,6 +39,8 @@ WINDOW = (date(2025, 7, 1), date(2025, 10, 31))
 REAL_FILES = {SPY: ("SPY_1m_2025-07.csv.gz", "SPY_1m_2025-08_2025-10.csv.gz"),
               QQQ: ("QQQ_1m_2025-08_2025-10.csv.gz",)}
 SEEDS = (0, 1, 2)
+MARKETS = (*((seed, "none") for seed in SEEDS), *((seed, "momentum") for seed in SEEDS))
+"""Every tolerance holds with the planted momentum edge on as well as without it."""
 MIDDAY = slice(4, 8)  # half-hours 11:30 .. 14:00 (label-based, inclusive)
 STD_FACTOR = RANGE_FACTOR = GAP_FACTOR = ACF_FACTOR = 1.5
 VOLUME_SHARE_FACTOR = 1.3
@@ -51,19 +53,20 @@ def real_stats(data: Path, symbol: str) -> tuple[MarketStats, pd.DataFrame]:
     return compute_stats(bars), regular_hours(bars)
 
 
-@lru_cache(maxsize=4)
-def synthetic(seed: int) -> pd.DataFrame:
-    return pd.concat(generate_bars((SPY, QQQ, SPX), *WINDOW, seed), ignore_index=True)
+@lru_cache(maxsize=6)
+def synthetic(market: tuple[int, str]) -> pd.DataFrame:
+    seed, edge = market
+    return pd.concat(generate_bars((SPY, QQQ, SPX), *WINDOW, seed, edge), ignore_index=True)
 
 
 @lru_cache(maxsize=12)
-def synthetic_stats(seed: int, symbol: str) -> MarketStats:
+def synthetic_stats(seed: tuple[int, str], symbol: str) -> MarketStats:
     bars = synthetic(seed)
     return compute_stats(bars[bars["symbol"] == symbol])
 
 
 @lru_cache(maxsize=12)
-def synthetic_regular(seed: int, symbol: str) -> pd.DataFrame:
+def synthetic_regular(seed: tuple[int, str], symbol: str) -> pd.DataFrame:
     bars = synthetic(seed)
     return regular_hours(bars[bars["symbol"] == symbol])
 
@@ -79,9 +82,9 @@ def within_factor(synthetic_value: float, real_value: float, factor: float) -> b
 
 # --- statistics against the real bars ---------------------------------------------------------------
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", MARKETS, ids=str)
 @pytest.mark.parametrize("symbol", [SPY, QQQ])
-def test_return_std_per_half_hour_is_within_a_factor_of_the_real_symbol(shared_data: Path, seed: int,
+def test_return_std_per_half_hour_is_within_a_factor_of_the_real_symbol(shared_data: Path, seed: tuple[int, str],
                                                                          symbol: str) -> None:
     real, _ = real_stats(shared_data, symbol)
     synth = synthetic_stats(seed, symbol)
@@ -89,17 +92,17 @@ def test_return_std_per_half_hour_is_within_a_factor_of_the_real_symbol(shared_d
     assert ratio.between(1 / STD_FACTOR, STD_FACTOR).all(), ratio.round(2).to_dict()
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", MARKETS, ids=str)
 @pytest.mark.parametrize("symbol", [SPY, QQQ, SPX])
-def test_intraday_volatility_is_u_shaped(seed: int, symbol: str) -> None:
+def test_intraday_volatility_is_u_shaped(seed: tuple[int, str], symbol: str) -> None:
     std = synthetic_stats(seed, symbol).return_std_by_half_hour
     midday = std.loc[MIDDAY].mean()
     assert std[0] > 1.2 * midday
     assert std[12] > midday
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_returns_are_fat_tailed_and_volatility_clusters_like_real(shared_data: Path, seed: int) -> None:
+@pytest.mark.parametrize("seed", MARKETS, ids=str)
+def test_returns_are_fat_tailed_and_volatility_clusters_like_real(shared_data: Path, seed: tuple[int, str]) -> None:
     for symbol in (SPY, QQQ):
         real, _ = real_stats(shared_data, symbol)
         synth = synthetic_stats(seed, symbol)
@@ -109,9 +112,9 @@ def test_returns_are_fat_tailed_and_volatility_clusters_like_real(shared_data: P
             assert within_factor(value, real.abs_return_autocorrelation[lag], ACF_FACTOR), (symbol, lag, value)
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", MARKETS, ids=str)
 @pytest.mark.parametrize("symbol", [SPY, QQQ])
-def test_volume_share_per_half_hour_is_u_shaped_like_real(shared_data: Path, seed: int, symbol: str) -> None:
+def test_volume_share_per_half_hour_is_u_shaped_like_real(shared_data: Path, seed: tuple[int, str], symbol: str) -> None:
     real, _ = real_stats(shared_data, symbol)
     share = synthetic_stats(seed, symbol).volume_share_by_half_hour
     assert share is not None and real.volume_share_by_half_hour is not None
@@ -121,9 +124,9 @@ def test_volume_share_per_half_hour_is_u_shaped_like_real(shared_data: Path, see
     assert share.sum() == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("seed", MARKETS, ids=str)
 @pytest.mark.parametrize("symbol", [SPY, QQQ])
-def test_15_minute_range_and_overnight_gaps_are_within_a_factor_of_real(shared_data: Path, seed: int,
+def test_15_minute_range_and_overnight_gaps_are_within_a_factor_of_real(shared_data: Path, seed: tuple[int, str],
                                                                          symbol: str) -> None:
     real, _ = real_stats(shared_data, symbol)
     synth = synthetic_stats(seed, symbol)
@@ -137,15 +140,15 @@ def test_real_spy_and_qqq_are_correlated_as_the_tolerance_assumes(shared_data: P
     assert 0.8 <= return_correlation(spy, qqq) <= 0.97
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_one_minute_returns_are_cross_correlated(seed: int) -> None:
+@pytest.mark.parametrize("seed", MARKETS, ids=str)
+def test_one_minute_returns_are_cross_correlated(seed: tuple[int, str]) -> None:
     spy, qqq, spx = (synthetic_regular(seed, symbol) for symbol in (SPY, QQQ, SPX))
     assert 0.8 <= return_correlation(spy, qqq) <= 0.95
     assert return_correlation(spy, spx) > 0.97
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_price_levels_are_realistic_and_spx_is_ten_times_spy(seed: int) -> None:
+@pytest.mark.parametrize("seed", MARKETS, ids=str)
+def test_price_levels_are_realistic_and_spx_is_ten_times_spy(seed: tuple[int, str]) -> None:
     spy, qqq, spx = (synthetic_regular(seed, symbol) for symbol in (SPY, QQQ, SPX))
     assert spy["close"].between(590, 710).all()
     assert qqq["close"].between(515, 640).all()
@@ -153,8 +156,8 @@ def test_price_levels_are_realistic_and_spx_is_ten_times_spy(seed: int) -> None:
     assert np.all(np.abs(ratio / 10.04 - 1) < 0.005)
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-def test_trend_regimes_give_momentum_a_weak_edge(seed: int) -> None:
+@pytest.mark.parametrize("seed", MARKETS, ids=str)
+def test_trend_regimes_give_momentum_a_weak_edge(seed: tuple[int, str]) -> None:
     for symbol in (SPY, QQQ):
         assert 0.0 < synthetic_stats(seed, symbol).momentum_correlation < 0.15
 
@@ -270,3 +273,31 @@ def test_unknown_symbols_and_days_outside_the_covered_range_are_refused() -> Non
         list(generate_bars(("SPY", "IWM"), date(2025, 7, 1), date(2025, 7, 1), 0))
     with pytest.raises(ValueError, match="1999"):
         list(generate_bars(("SPY",), date(1999, 12, 1), date(1999, 12, 1), 0))
+
+
+# --- the planted edge --------------------------------------------------------------------------------
+
+def test_the_momentum_edge_is_the_same_day_plus_drift_after_large_moves() -> None:
+    from scalper_shared.core.edge import MOMENTUM_EDGE, momentum_edge_drift
+
+    week = (date(2025, 7, 1), date(2025, 7, 31))
+    plain = pd.concat(generate_bars((SPY, QQQ, SPX), *week, 0), ignore_index=True)
+    edged = pd.concat(generate_bars((SPY, QQQ, SPX), *week, 0, "momentum"), ignore_index=True)
+    assert plain["start"].tolist() == edged["start"].tolist()
+    regular = (plain["session"] == "regular") & (plain["symbol"] == SPY)
+    assert not np.array_equal(plain.loc[regular, "close"], edged.loc[regular, "close"])
+    pre = plain["session"] == "pre"
+    pd.testing.assert_frame_equal(plain[pre], edged[pre])      # the edge lives in regular hours only
+    sigma = np.full(60, 1e-4)
+    base = np.zeros(60)
+    base[10:15] = 1.5                    # 7.5 sigma in 5 minutes: beyond 3.25 x sqrt(5) only at minute 14
+    drift = momentum_edge_drift(sigma, base)
+    assert drift[:15].tolist() == [0.0] * 15
+    assert drift[15:15 + MOMENTUM_EDGE.drift_minutes].tolist() == [MOMENTUM_EDGE.drift_sigma] * MOMENTUM_EDGE.drift_minutes
+    assert not drift[15 + MOMENTUM_EDGE.drift_minutes:].any()  # the drift it planted does not trigger more
+    assert momentum_edge_drift(sigma, -base)[15] == -MOMENTUM_EDGE.drift_sigma
+
+
+def test_an_unknown_edge_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown synthetic edge 'lucky'"):
+        list(generate_bars((SPY,), date(2025, 7, 9), date(2025, 7, 9), 3, "lucky"))

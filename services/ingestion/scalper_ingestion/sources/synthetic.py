@@ -34,6 +34,11 @@ mean 15-minute range and overnight gap std within a factor 1.5 of real; 1-minute
 SPY~QQQ in 0.8..0.95 (real 0.94), SPY~SPX > 0.97; momentum (past 10-minute vs next 5-minute
 return correlation) in (0, 0.15), where real SPY is slightly mean-reverting (-0.04). Trading regimes of individual seeds differ: a
 seed may land in a calmer or wilder four months than 2025 was (std ratios ~0.75..1.5 over seeds 0-9).
+
+**Planted edge** (``edge``, :mod:`scalper_shared.core.edge`): ``none`` (default) or ``momentum``,
+a drift after large 5-minute moves that a simple rule can trade at a profit after costs. It uses
+no random draw of its own, so a day with the edge is the same day as without it plus the drift;
+the tolerances above hold with it on (the tests run both).
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ import pandas as pd
 from scipy.signal import lfilter
 
 from scalper_shared.core.calendar import TradingDay, trading_day, trading_days
+from scalper_shared.core.edge import MARKET_EDGES, MarketEdge, momentum_edge_drift
 from scalper_shared.schema.messages import Session
 
 SOURCE = "synthetic"
@@ -283,13 +289,17 @@ def _segment(rng: np.random.Generator, session: Session, minutes: np.ndarray,
                     _trade_count(rng, volume, session), session)
 
 
-def _regular_segments(rng: np.random.Generator, td: TradingDay, anchor: Anchors, k: int) -> list[tuple[str, _Segment]]:
+def _regular_segments(rng: np.random.Generator, td: TradingDay, anchor: Anchors, k: int,
+                      edge: MarketEdge = MarketEdge.NONE) -> list[tuple[str, _Segment]]:
     minutes = td.regular_minutes
     vol_level = anchor.vol_level[k]
     sv = _stochastic_vol(rng, minutes)
     sigma = _profile(SPY_STD_BY_HALF_HOUR_BP, minutes) * BP * vol_level * sv
     shocks = _student_t(rng, minutes)
-    factor = sigma * (shocks + _regime_drift(rng, minutes))
+    base = shocks + _regime_drift(rng, minutes)
+    if edge == MarketEdge.MOMENTUM:
+        base = base + momentum_edge_drift(sigma, base)   # no random draw: the same day, plus the edge
+    factor = sigma * base
     qqq_sigma = sigma * _profile(QQQ_OVER_SPY_STD, minutes)
     qqq_shocks = QQQ_CORRELATION * (factor / sigma) + np.sqrt(1 - QQQ_CORRELATION**2) * _student_t(rng, minutes)
     spy_open, qqq_open = anchor.log_open[SPY][k], anchor.log_open[QQQ][k]
@@ -385,13 +395,13 @@ def _epoch_ns(moment: object) -> int:
     return int(pd.Timestamp(moment).value)
 
 
-def session_bars(seed: int, td: TradingDay) -> pd.DataFrame:
+def session_bars(seed: int, td: TradingDay, edge: MarketEdge = MarketEdge.NONE) -> pd.DataFrame:
     """Every synthetic bar (all symbols) of one trading day, sorted by start then symbol."""
     anchor = anchors(seed)
     k, previous_k = weekday_index(td.day), weekday_index(previous_session(td.day))
     rng = np.random.default_rng(np.random.SeedSequence([seed, td.day.toordinal()]))
     parts = []
-    for symbol, segment in _regular_segments(rng, td, anchor, k):
+    for symbol, segment in _regular_segments(rng, td, anchor, k, edge):
         code = SYMBOLS.index(symbol)
         parts.append((code, _epoch_ns(td.open), segment))
         if symbol == SPX:
@@ -403,9 +413,14 @@ def session_bars(seed: int, td: TradingDay) -> pd.DataFrame:
     return _to_frame(parts)
 
 
-def generate_bars(symbols: Iterable[str], start: date, end: date, seed: int) -> Iterator[pd.DataFrame]:
+def generate_bars(symbols: Iterable[str], start: date, end: date, seed: int,
+                  edge: str = MarketEdge.NONE) -> Iterator[pd.DataFrame]:
     """One DataFrame (:data:`~scalper_ingestion.sources.base.BAR_COLUMNS`) per trading day in
-    ``start..end``, with the bars of ``symbols`` (any of :data:`SYMBOLS`)."""
+    ``start..end``, with the bars of ``symbols`` (any of :data:`SYMBOLS`), with the planted ``edge``
+    (:mod:`scalper_shared.core.edge`; ``none`` by default)."""
+    if edge not in MARKET_EDGES:
+        raise ValueError(f"unknown synthetic edge {edge!r}; known: {list(MARKET_EDGES)}")
+    planted = MarketEdge(edge)
     wanted = list(dict.fromkeys(symbols))
     unknown = [s for s in wanted if s not in SYMBOLS]
     if unknown:
@@ -414,7 +429,7 @@ def generate_bars(symbols: Iterable[str], start: date, end: date, seed: int) -> 
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
     weekday_index(start), weekday_index(end)  # refuse days outside the anchors before any work
     for td in trading_days(start, end):
-        bars = session_bars(seed, td)
+        bars = session_bars(seed, td, planted)
         yield bars[bars["symbol"].isin(wanted)].reset_index(drop=True)
 
 
@@ -426,6 +441,7 @@ class SyntheticSource:
     start: date
     end: date
     seed: int = 0
+    edge: str = MarketEdge.NONE
 
     def batches(self) -> Iterator[pd.DataFrame]:
-        return generate_bars(self.symbols, self.start, self.end, self.seed)
+        return generate_bars(self.symbols, self.start, self.end, self.seed, self.edge)

@@ -174,6 +174,7 @@ class TradingBatch:
         self.strike = np.zeros(n)
         self.entry_price = np.ones(n)
         self.entry_contracts = np.ones(n, np.int64)
+        self.entry_row = np.zeros(n, np.int64)
         self.held = np.zeros(n, np.int64)
         self.tiers_hit = np.zeros(n, np.int64)
         self.mark_bid = np.zeros(n)
@@ -205,6 +206,10 @@ class TradingBatch:
                              (self.entry_contracts, 1)):
             array[envs] = value
         self.episode_terms[envs] = 0.0
+
+    def held_minutes(self) -> IntArray:
+        """Minutes since the open position's entry (bars of the session grid); -1 where flat."""
+        return np.where(self.held > 0, self.row - self.entry_row, -1)
 
     def session_rows(self) -> IntArray:
         """The current bar of each environment as a row of its session (0 = the first bar)."""
@@ -296,6 +301,7 @@ class TradingBatch:
                                          self.config.premium)
         bid, ask = self._quote_bid_ask(buyers, at)
         self.entry_price[buyers] = ask
+        self.entry_row[buyers] = at
         self.mark_bid[buyers] = bid
         self.entry_contracts[buyers] = self.config.contracts
         self.held[buyers] = self.config.contracts

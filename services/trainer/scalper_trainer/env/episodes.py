@@ -154,11 +154,12 @@ def episodes_from_frame(frame: pd.DataFrame) -> EpisodeSet:
 
 
 def synthetic_episodes(start: date, end: date, seed: int = 0,
-                       symbols: Iterable[str] = ("SPY", "QQQ", "I:SPX")) -> EpisodeSet:
-    """Episodes of the embedded synthetic market (no data needed): tests, benchmarks, the demo."""
+                       symbols: Iterable[str] = ("SPY", "QQQ", "I:SPX"), edge: str = "none") -> EpisodeSet:
+    """Episodes of the embedded synthetic market (no data needed): tests, benchmarks, the demo.
+    ``edge``: the planted edge (``none`` or ``momentum``, :mod:`scalper_shared.core.edge`)."""
     from scalper_ingestion.sources.synthetic import generate_bars
 
-    frames = list(generate_bars(tuple(symbols), start, end, seed))
+    frames = list(generate_bars(tuple(symbols), start, end, seed, edge))
     if not frames:
         raise ValueError(f"no trading day between {start} and {end}")
     return episodes_from_frame(pd.concat(frames, ignore_index=True))

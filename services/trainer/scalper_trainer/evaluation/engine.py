@@ -122,6 +122,9 @@ class EvaluationResult:
     """Each reward term's (and ``total``'s) mean per step over the whole run."""
     sessions: dict[tuple[str, date], SessionPrices] = field(default_factory=dict)
     """The underlying's bars of every evaluated symbol-day (for price charts with the trades)."""
+    episode_reward_terms: npt.NDArray[np.float64] | None = None
+    """(symbol-days, len(REWARD_TERMS)): each reward term summed over each symbol-day, in the order
+    of ``symbols``/``days`` (the env config's reward)."""
 
     @property
     def n_episodes(self) -> int:
@@ -169,6 +172,7 @@ class _Run:
     def __init__(self, tape: MarketTape, n_usable: int, keep_states: bool) -> None:
         self.fills: list[Fill] = []
         self.pnl: dict[int, float] = {}
+        self.terms: dict[int, npt.NDArray[np.float64]] = {}
         self.action_counts = np.zeros(N_ACTIONS, np.int64)
         self.entropies: list[npt.NDArray[np.float64]] = []
         self.keep_states = keep_states
@@ -212,7 +216,8 @@ class _Run:
             steps=self.steps, seconds=seconds,
             skipped=[(episodes.symbols[e], episodes.days[e]) for e in skipped],
             reward_terms={name: total / max(self.steps, 1) for name, total in self.term_sums.items()},
-            sessions={(episodes.symbols[e], episodes.days[e]): session_prices(tape, e) for e in order})
+            sessions={(episodes.symbols[e], episodes.days[e]): session_prices(tape, e) for e in order},
+            episode_reward_terms=np.array([self.terms[e] for e in order]).reshape(len(order), -1))
 
 
 def _play_group(policy: Policy, tape: MarketTape, config: EnvConfig, group: npt.NDArray[np.int64], n_steps: int,
@@ -225,7 +230,7 @@ def _play_group(policy: Policy, tape: MarketTape, config: EnvConfig, group: npt.
     for step in range(n_steps):
         observations = batch.observations()
         run.keep(observations, masks, step)
-        actions, probabilities = policy.decide(observations, masks, tape.setup[batch.row], rng)
+        actions, probabilities = policy.decide(observations, masks, tape.setup[batch.row], rng, batch.held_minutes())
         if probabilities is not None:
             run.entropies.append(entropy(probabilities))
         result = batch.step(actions)
@@ -238,6 +243,7 @@ def _play_group(policy: Policy, tape: MarketTape, config: EnvConfig, group: npt.
     run.steps += n_steps * len(group)
     for env, episode in enumerate(group.tolist()):
         run.pnl[episode] = float(batch.pnl_today[env])
+        run.terms[episode] = batch.episode_terms[env].copy()
 
 
 def entropy(probabilities: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
