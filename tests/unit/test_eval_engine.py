@@ -8,11 +8,11 @@ from datetime import date
 import numpy as np
 import pytest
 
+from scalper_shared.core.edge import MOMENTUM_EDGE, edge_rule_side
+from scalper_shared.core.features.spec import MARKET_INDEX
 from scalper_shared.core.policy_net import NumpyPolicy
 from scalper_shared.schema.training import TrainConfig
 from scalper_trainer.env import EnvConfig, EpisodeSet, MarketTape, synthetic_episodes
-from scalper_shared.core.edge import MOMENTUM_EDGE, edge_rule_side
-from scalper_shared.core.features.spec import MARKET_INDEX
 from scalper_trainer.evaluation import (
     AgentPolicy,
     HoldPolicy,
@@ -22,7 +22,12 @@ from scalper_trainer.evaluation import (
     evaluate_walk_forward,
     walk_forward_folds,
 )
-from scalper_trainer.evaluation.policies import EdgeRulePolicy, NoSetupPolicy, SetupTimedExitPolicy, baseline_policies
+from scalper_trainer.evaluation.policies import (
+    EdgeRulePolicy,
+    NoSetupPolicy,
+    SetupTimedExitPolicy,
+    baseline_policies,
+)
 
 CONFIG = EnvConfig()
 

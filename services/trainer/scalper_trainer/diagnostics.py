@@ -89,7 +89,7 @@ class ProbingPolicy:
         self.trace = DecisionTrace()
 
     def decide(self, observations: npt.NDArray[np.float32], masks: BoolArray, setup: npt.NDArray[np.int8],
-               rng: np.random.Generator) -> tuple[npt.NDArray[np.int64], FloatArray]:
+               rng: np.random.Generator, held_minutes: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], FloatArray]:
         probabilities = self.network.probabilities(observations, masks)
         self.trace.probabilities.append(probabilities)
         self.trace.masks.append(np.asarray(masks, dtype=bool).copy())
