@@ -19,6 +19,7 @@ from scalper_cli.commands import features as features_command
 from scalper_cli.commands import ingest as ingest_command
 from scalper_cli.commands import keys as keys_command
 from scalper_cli.commands import paper as paper_command
+from scalper_cli.commands import premium as premium_command
 from scalper_cli.commands import risk as risk_command
 from scalper_cli.commands import stack as stack_command
 from scalper_cli.commands import train as train_command
@@ -33,6 +34,7 @@ app.add_typer(data_command.app, name="data")
 app.add_typer(risk_command.app, name="risk")
 app.add_typer(keys_command.app, name="keys")
 app.add_typer(eval_command.app, name="eval")
+app.add_typer(premium_command.app, name="premium")
 app.command("demo")(demo_command.demo)
 app.command("paper")(paper_command.paper)
 

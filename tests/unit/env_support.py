@@ -43,7 +43,9 @@ def hand_config(start_row: int = 100, **overrides: object) -> EnvConfig:
 
 def black_scholes(spot: float, strike: float, minutes_left: float, vol: float, call: bool) -> float:
     """Textbook Black-Scholes (r = 0) with math.erf, time in trading minutes."""
-    t = max(minutes_left, 1.0) / TRADING_MINUTES_PER_YEAR
+    if minutes_left <= 0:
+        return max(spot - strike, 0.0) if call else max(strike - spot, 0.0)
+    t = minutes_left / TRADING_MINUTES_PER_YEAR
     sd = vol * math.sqrt(t)
     d1 = math.log(spot / strike) / sd + 0.5 * sd
     d2 = d1 - sd
@@ -56,14 +58,16 @@ def black_scholes(spot: float, strike: float, minutes_left: float, vol: float, c
     return strike * cdf(-d2) - spot * cdf(-d1)
 
 
-def spy_bid_ask(mid: float) -> tuple[float, float]:
-    """SPY's documented spread rule by hand: width max($0.01, 1% of mid) rounded up to cents, bid the
-    cent nearest mid - width/2, ask = bid + width."""
-    width_cents = math.ceil(max(0.01, 0.01 * mid) * 100 - 1e-9)
+def spy_bid_ask(mid: float, minutes_left: float = 390.0) -> tuple[float, float]:
+    """SPY's documented spread rule by hand: width $0.01 + 1% of mid, times 1 + 2 x ramp**2 in the
+    last hour (ramp = 1 - minutes_left / 60), rounded up to cents; bid the cent nearest
+    mid - width/2, ask = bid + width."""
+    ramp = min(max(1.0 - minutes_left / 60.0, 0.0), 1.0)
+    width_cents = math.ceil(max(0.01, (0.01 + 0.01 * mid) * (1 + 2.0 * ramp * ramp)) * 100 - 1e-9)
     bid_cents = math.floor(mid * 100 - width_cents / 2 + 0.5)
     return round(max(bid_cents, 0) / 100, 4), round((bid_cents + width_cents) / 100, 4)
 
 
 def spy_quote(spot: float, strike: float, minutes_left: float, call: bool = True) -> tuple[float, float]:
     """(bid, ask) of a SPY option under the flat 20% vol."""
-    return spy_bid_ask(black_scholes(spot, strike, minutes_left, FLAT_VOL, call))
+    return spy_bid_ask(black_scholes(spot, strike, minutes_left, FLAT_VOL, call), minutes_left)

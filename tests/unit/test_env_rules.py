@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from scalper_shared.core.actions import Action
-from scalper_shared.core.premium import annualised_realised_vol, quote
+from scalper_shared.core.premium import quote, robust_ewma_vol
 from scalper_shared.core.rewards import REWARD_TERMS, SEED_REWARD_CONFIG
 from scalper_shared.core.risk import RiskConfig
 from scalper_trainer.env import EnvConfig, EpisodeSampling, TradingEnv
@@ -172,7 +172,7 @@ def test_default_premium_model_prices_the_entry_like_the_scalar_quote_used_by_ex
     env = TradingEnv(hand_episodes(closes), EnvConfig(sampling=EpisodeSampling(start_row=150, min_steps=1)))
     env.reset(seed=0)
     env.step(Action.BUY_CALL)
-    vol = annualised_realised_vol(closes[121:151])   # the last 30 closes (premium config window)
+    vol = robust_ewma_vol(closes[:151])[0][-1]        # the session's returns so far, from the prior
     _, _, ask = quote("SPY", closes[150], round(closes[150]), "call", minutes_left(150), vol, 151.0)
     assert env.state.entry_price[0] == pytest.approx(float(ask), abs=1e-12)
 

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import math
 import re
-from collections import deque
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import numpy as np
 
 from scalper_shared.core.calendar import TradingDay, session_date, trading_day
-from scalper_shared.core.premium import PremiumModelConfig, annualised_realised_vol, normalise_symbol, quote
+from scalper_shared.core.premium import (
+    PremiumModelConfig,
+    annualised,
+    ewma_vol_step,
+    normalise_symbol,
+    per_minute_variance,
+    quote,
+)
 from scalper_shared.schema.messages import Bar, OptionRight
 
 OCC_ROOTS = {"SPX": "SPXW"}
@@ -53,11 +60,16 @@ class OptionQuote:
 
 
 class MarketState:
-    """The last bar and recent closes of one underlying: everything the premium model needs."""
+    """The last bar and the premium model's vol input of one underlying: all the model needs.
 
-    def __init__(self, symbol: str, window: int) -> None:
+    The vol input is the shared robust EWMA (``premium.ewma_vol_step``), carried across sessions:
+    the first bar of a session adds no return (the overnight gap is not a 1-minute move).
+    """
+
+    def __init__(self, symbol: str, config: PremiumModelConfig) -> None:
         self.symbol = symbol
-        self.closes: deque[float] = deque(maxlen=window)
+        self.config = config
+        self.variance = per_minute_variance(config.vol_prior)
         self.last_bar: Bar | None = None
         self.day: TradingDay | None = None
 
@@ -66,17 +78,17 @@ class MarketState:
             return  # redelivered or out-of-order bar: marks only move forward
         if self.day is None or self.day.day != session_date(bar.start):
             self.day = trading_day(session_date(bar.start))
-            self.closes.clear()
+        elif self.last_bar is not None and self.last_bar.close > 0 and bar.close > 0:
+            self.variance = ewma_vol_step(self.variance, math.log(bar.close / self.last_bar.close), self.config)
         self.last_bar = bar
-        self.closes.append(bar.close)
 
     @property
     def as_of(self) -> datetime | None:
         """When the last bar's close was printed (its start plus one minute)."""
         return None if self.last_bar is None else self.last_bar.start + BAR_LENGTH
 
-    def realised_vol(self) -> float:
-        return float(annualised_realised_vol(list(self.closes))) if len(self.closes) >= 2 else float("nan")
+    def vol_input(self) -> float:
+        return float(annualised(self.variance))
 
     def quote(self, strike: float, right: OptionRight, config: PremiumModelConfig) -> OptionQuote | None:
         """The modelled quote of the ``strike``/``right`` same-day option at the last bar, if any."""
@@ -85,5 +97,5 @@ class MarketState:
         minutes_left = (self.day.close - self.as_of).total_seconds() / 60
         minute_of_day = (self.as_of - self.day.open).total_seconds() / 60
         bid, mid, ask = quote(self.symbol, self.last_bar.close, strike, right, minutes_left,
-                              self.realised_vol(), minute_of_day, config)
+                              self.vol_input(), minute_of_day, config)
         return OptionQuote(float(bid), float(np.asarray(mid)), float(ask), self.as_of)

@@ -217,7 +217,7 @@ class ExecutionEngine:
     def market(self, symbol: str) -> MarketState:
         key = normalise_symbol(symbol)
         if key not in self._markets:
-            self._markets[key] = MarketState(key, self.premium.realised_vol_window)
+            self._markets[key] = MarketState(key, self.premium)
         return self._markets[key]
 
     def bar_seen(self, symbol: str, start: datetime) -> bool:

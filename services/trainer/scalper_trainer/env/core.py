@@ -32,10 +32,11 @@ from scalper_shared.core.features import FEATURE_SPEC
 from scalper_shared.core.features.spec import MARKET_INDEX
 from scalper_shared.core.masks import action_masks
 from scalper_shared.core.premium import (
+    PremiumModelConfig,
     atm_strike,
     implied_vol,
     quote_at_vol,
-    rolling_realised_vol,
+    robust_ewma_vol,
     round_trip_pnl,
     symbol_spec_arrays,
     time_to_expiry_years,
@@ -62,6 +63,21 @@ HOLD, BUY_CALL, BUY_PUT = int(Action.HOLD), int(Action.BUY_CALL), int(Action.BUY
 TRIM_FRACTIONS = ((int(Action.TRIM_50), 0.5), (int(Action.TRIM_70), 0.7), (int(Action.EXIT), 1.0))
 EXTENSION_FEATURE = "dist_ema9"
 """The (close - EMA) / ATR extension the bad-chase reward term reads."""
+
+
+def episode_vol_inputs(episodes: EpisodeSet, premium: PremiumModelConfig) -> FloatArray:
+    """The premium model's vol input at every row: one robust EWMA per symbol over its sessions in
+    day order (carried across sessions, never restarted at an open), scattered back to the rows."""
+    vol = np.empty(episodes.close.size)
+    bounds = list(zip(episodes.offsets[:-1], episodes.offsets[1:], strict=True))
+    for symbol in sorted(set(episodes.symbols)):
+        chosen = sorted((e for e in range(episodes.n_episodes) if episodes.symbols[e] == symbol),
+                        key=lambda e: episodes.days[e])
+        rows = np.concatenate([np.arange(*bounds[e]) for e in chosen])
+        new_session = np.zeros(rows.size, dtype=bool)
+        new_session[np.cumsum([0, *(bounds[e][1] - bounds[e][0] for e in chosen[:-1])])] = True
+        vol[rows], _ = robust_ewma_vol(episodes.close[rows], new_session, premium)
+    return vol
 
 
 class MarketTape:
@@ -100,8 +116,7 @@ class MarketTape:
         self.setup = spread(episodes.setup, np.int8)
         self.extension = spread(episodes.features[:, MARKET_INDEX[EXTENSION_FEATURE]], np.float64)
         premium = config.premium
-        vol = np.concatenate([rolling_realised_vol(episodes.close[a:b], premium.realised_vol_window)
-                              for a, b in zip(episodes.offsets[:-1], episodes.offsets[1:], strict=True)])
+        vol = episode_vol_inputs(episodes, premium)
         self.implied_vol = spread(implied_vol(vol, episodes.minute_of_day, premium), np.float64, 1.0)
         self.t_years = spread(time_to_expiry_years(episodes.minutes_to_close, premium), np.float64, 1.0)
         self.specs = symbol_spec_arrays(episodes.symbols, premium)
