@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from scalper_cli.api_client import ApiClientSettings, checked, client
+from scalper_cli.commands.premium import load_premium_config
 from scalper_shared.settings import ServiceSettings, load_settings
 
 app = typer.Typer(help=__doc__)
@@ -35,9 +36,11 @@ def _day(value: str, option: str) -> date:
 
 
 def request_body(model: str, start: date, end: date, symbols: str | None, seed: int, source: str,
-                 checkpoints: bool) -> dict[str, Any]:
+                 checkpoints: bool, premium: dict[str, Any] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"model_id": model, "start": start.isoformat(), "end": end.isoformat(), "seed": seed,
                             "data_source": source, "checkpoints": checkpoints}
+    if premium is not None:
+        body["premium"] = premium
     if symbols:
         body["symbols"] = [s.strip() for s in symbols.split(",") if s.strip()]
     return body
@@ -78,7 +81,7 @@ def show(metrics: dict[str, Any]) -> None:
 
 
 def run_local(model: str, start: date, end: date, symbols: str | None, seed: int, source: str, checkpoints: bool,
-              out: Path | None) -> Path:
+              out: Path | None, premium: Any = None) -> Path:
     from scalper_trainer.evaluation import run_evaluation
 
     settings = load_settings(ServiceSettings)
@@ -90,7 +93,7 @@ def run_local(model: str, start: date, end: date, symbols: str | None, seed: int
         outcome = run_evaluation(
             model, start, end, artifacts_dir=settings.artifacts_dir, out_dir=out_dir,
             database_url=settings.database_url, symbols=[s.strip() for s in symbols.split(",")] if symbols else None,
-            seed=seed, data_source=source, checkpoints=checkpoints,
+            seed=seed, data_source=source, checkpoints=checkpoints, premium=premium,
             progress=lambda fraction, stage: bar.update(task, completed=fraction, description=stage))
     show(outcome.metrics)
     return outcome.paths.html
@@ -108,6 +111,8 @@ def evaluate(
     source: Annotated[str, typer.Option(help="database or synthetic")] = "database",
     checkpoints: Annotated[bool, typer.Option(help="Compare the training checkpoints")] = True,
     poll_s: Annotated[float, typer.Option(help="Seconds between polls of the API")] = 1.0,
+    premium_config: Annotated[Path | None, typer.Option(
+        "--premium-config", help="PremiumModelConfig JSON to price with (default: the model's own)")] = None,
 ) -> None:
     """Evaluate --model over --from..--to against always-HOLD, random and momentum-rule baselines."""
     first, last = _day(start, "--from"), _day(end, "--to")
@@ -115,14 +120,16 @@ def evaluate(
         raise typer.BadParameter(f"--to {end} is before --from {start}")
     if source not in ("database", "synthetic"):
         raise typer.BadParameter(f"--source {source!r}: database or synthetic")
+    premium = load_premium_config(premium_config) if premium_config is not None else None
     if local:
-        report = run_local(model, first, last, symbols, seed, source, checkpoints, out)
+        report = run_local(model, first, last, symbols, seed, source, checkpoints, out, premium)
         console.print(f"report: {report}", highlight=False)
         return
     settings = load_settings(ApiClientSettings)
     with client(settings) as http:
         accepted = checked(http.post("/v1/evaluations",
-                                     json=request_body(model, first, last, symbols, seed, source, checkpoints)))
+                                     json=request_body(model, first, last, symbols, seed, source, checkpoints,
+                                                       premium.model_dump(mode="json") if premium else None)))
         view = follow(http, accepted["id"], poll_s)
         if view["status"] != "finished":
             errors.print(f"[red]evaluation {view['id']} failed:[/] {view.get('error')}", highlight=False)

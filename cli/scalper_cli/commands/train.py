@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -17,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from scalper_cli.api_client import ApiClientSettings, checked, client
+from scalper_cli.commands.premium import load_premium_config
 from scalper_shared.settings import load_settings
 
 app = typer.Typer(help=__doc__)
@@ -83,11 +85,15 @@ def train(
     idempotency_key: Annotated[str | None, typer.Option(help="Repeat to get the same job back")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the job with a progress bar")] = False,
     poll_s: Annotated[float, typer.Option(help="Seconds between polls with --wait")] = 2.0,
+    premium_config: Annotated[Path | None, typer.Option(
+        "--premium-config", help="PremiumModelConfig JSON (`scalper premium calibrate`); saved with the model")] = None,
 ) -> None:
     """Start a training job (202 with its id); with --wait, show progress and the diagnostics."""
     settings = load_settings(ApiClientSettings)
     body = request_body(symbols, date.fromisoformat(start), date.fromisoformat(end), validation_days, timesteps,
                         seed, n_envs, source, preset)
+    if premium_config is not None:
+        body["premium"] = load_premium_config(premium_config).model_dump(mode="json")
     with client(settings) as http:
         accepted = checked(http.post("/v1/training-jobs", json=body,
                                     headers={"Idempotency-Key": idempotency_key or uuid.uuid4().hex}))

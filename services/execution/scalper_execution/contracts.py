@@ -62,8 +62,9 @@ class OptionQuote:
 class MarketState:
     """The last bar and the premium model's vol input of one underlying: all the model needs.
 
-    The vol input is the shared robust EWMA (``premium.ewma_vol_step``), carried across sessions:
-    the first bar of a session adds no return (the overnight gap is not a 1-minute move).
+    The vol input is the shared robust EWMA (``premium.ewma_vol_step``) over regular-hours bars,
+    carried across sessions: the first bar of a session adds no return (the overnight gap is not a
+    1-minute move), exactly as the training environment's episodes (``env.core.episode_vol_inputs``).
     """
 
     def __init__(self, symbol: str, config: PremiumModelConfig) -> None:
@@ -71,6 +72,7 @@ class MarketState:
         self.config = config
         self.variance = per_minute_variance(config.vol_prior)
         self.last_bar: Bar | None = None
+        self.last_regular: Bar | None = None
         self.day: TradingDay | None = None
 
     def update(self, bar: Bar) -> None:
@@ -78,8 +80,11 @@ class MarketState:
             return  # redelivered or out-of-order bar: marks only move forward
         if self.day is None or self.day.day != session_date(bar.start):
             self.day = trading_day(session_date(bar.start))
-        elif self.last_bar is not None and self.last_bar.close > 0 and bar.close > 0:
-            self.variance = ewma_vol_step(self.variance, math.log(bar.close / self.last_bar.close), self.config)
+        previous = self.last_regular
+        if self.day is not None and self.day.open <= bar.start < self.day.close:
+            if previous is not None and self.day.open <= previous.start and previous.close > 0 and bar.close > 0:
+                self.variance = ewma_vol_step(self.variance, math.log(bar.close / previous.close), self.config)
+            self.last_regular = bar
         self.last_bar = bar
 
     @property

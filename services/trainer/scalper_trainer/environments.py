@@ -51,8 +51,8 @@ class EnvFactory(Protocol):
 
 
 def env_config_for(config: TrainConfig) -> EnvConfig:
-    """The environment a job trains on: the job's reward config, no per-step reward-term infos."""
-    return EnvConfig(reward=config.reward, step_reward_terms=False)
+    """The environment a job trains on: the job's reward and premium configs, no per-step reward-term infos."""
+    return EnvConfig(reward=config.reward, premium=config.premium, step_reward_terms=False)
 
 
 def episodes_for(config: TrainConfig, engine: Engine, start: date, end: date) -> EpisodeSet:

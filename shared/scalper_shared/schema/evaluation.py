@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from scalper_shared.core.premium import PremiumModelConfig
 from scalper_shared.schema.training import KNOWN_SYMBOLS
 
 EVALUATION_QUEUE = "evaluation"
@@ -37,6 +38,7 @@ class EvaluationRequest(BaseModel):
     data_source: Literal["database", "synthetic"] = "database"
     data_seed: int = Field(0, ge=0, description="Seed of the synthetic market (synthetic source only)")
     checkpoints: bool = Field(True, description="Compare the training checkpoints' action distributions")
+    premium: PremiumModelConfig | None = Field(None, description="Premium model for the prices (default: the model's own)")
 
     @field_validator("symbols")
     @classmethod

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from scalper_shared.core.premium import PremiumModelConfig
 from scalper_shared.core.rewards import RewardConfig
 from scalper_shared.schema.presets import DEFAULT_PRESET, PRESETS, PPOConfig, get_preset
 
@@ -58,6 +59,8 @@ class TrainConfig(BaseModel):
     ppo: PPOConfig = Field(PRESETS[DEFAULT_PRESET].ppo, description="PPO hyperparameters (default: the preset's)")
     reward: RewardConfig = Field(PRESETS[DEFAULT_PRESET].reward,
                                  description="Reward weights (default: the preset's)")
+    premium: PremiumModelConfig = Field(PremiumModelConfig(),
+                                        description="Option-premium model (`scalper premium calibrate` writes one)")
 
     @model_validator(mode="before")
     @classmethod

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import create_engine
 
 from scalper_shared.core.policy_net import NumpyPolicy
+from scalper_shared.core.premium import PremiumModelConfig
 from scalper_shared.core.rewards import RewardConfig
 from scalper_shared.db.training import load_diagnostics
 from scalper_shared.schema.training import Diagnostics
@@ -51,10 +52,14 @@ class ModelArtifact:
     def symbols(self) -> tuple[str, ...]:
         return tuple(self.manifest.get("config", {}).get("symbols") or DEFAULT_SYMBOLS)
 
-    def env_config(self) -> EnvConfig:
-        """The environment the model was trained in (its reward config; P&L does not depend on it)."""
-        reward = self.manifest.get("config", {}).get("reward")
-        return EnvConfig(reward=RewardConfig.model_validate(reward)) if reward else EnvConfig()
+    def env_config(self, premium: PremiumModelConfig | None = None) -> EnvConfig:
+        """The environment the model was trained in: its reward config (P&L does not depend on it) and
+        its premium model (P&L does), unless ``premium`` overrides the latter."""
+        saved = self.manifest.get("config", {})
+        reward = RewardConfig.model_validate(saved["reward"]) if saved.get("reward") else RewardConfig()
+        if premium is None:
+            premium = PremiumModelConfig.model_validate(saved["premium"]) if saved.get("premium") else PremiumModelConfig()
+        return EnvConfig(reward=reward, premium=premium)
 
 
 @dataclass(frozen=True)
@@ -101,8 +106,11 @@ def job_diagnostics(database_url: str | None, job_id: str | None) -> list[Diagno
 def run_evaluation(model: str | Path | ModelArtifact, start: date, end: date, *, artifacts_dir: Path,
                    out_dir: Path, database_url: str | None = None, symbols: Sequence[str] | None = None,
                    seed: int = 0, data_source: str = "database", data_seed: int = 0, checkpoints: bool = True,
-                   progress: StageCallback | None = None) -> EvaluationOutcome:
-    """Evaluate ``model`` on ``start..end`` against the baselines and write the report into ``out_dir``."""
+                   progress: StageCallback | None = None,
+                   premium: PremiumModelConfig | None = None) -> EvaluationOutcome:
+    """Evaluate ``model`` on ``start..end`` against the baselines and write the report into ``out_dir``.
+
+    Prices use the premium model saved with the model, or ``premium`` when given."""
     report = progress or (lambda _fraction, _stage: None)
     artifact = model if isinstance(model, ModelArtifact) else load_artifact(model, artifacts_dir)
     chosen = tuple(symbols or artifact.symbols)
@@ -113,7 +121,7 @@ def run_evaluation(model: str | Path | ModelArtifact, start: date, end: date, *,
     if expected_hash and expected_hash != episodes.spec_hash:
         raise ValueError(f"model {artifact.model_id} was trained on feature spec {expected_hash}, "
                          f"the episodes are {episodes.spec_hash}")
-    config = artifact.env_config()
+    config = artifact.env_config(premium)
     tape = MarketTape(episodes, config)
     report(0.1, "agent")
     agent = evaluate(AgentPolicy(artifact.network), tape, config, seed=seed, keep_states=True)
