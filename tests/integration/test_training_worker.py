@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 import pytest
 import redis
@@ -103,6 +105,12 @@ def test_a_killed_job_resumes_from_its_checkpoint_and_registers_one_model(stack:
     wait_until(lambda: len(_view(api, job_id)["diagnostics"]) >= 1, 600, "first checkpoint", 0.5)
     view = _view(api, job_id)
     assert view["state"] == "running" and view["progress"]["steps"] >= schedule[0]
+    scraped = httpx.get(f"http://127.0.0.1:{stack['env']['TRAINER_HTTP_PORT']}/metrics", timeout=10).text
+    assert 'scalper_trainer_jobs{queue="training",state="running"} 1.0' in scraped
+    assert f'scalper_trainer_last_checkpoint_step{{job_id="{job_id}"}}' in scraped
+    assert f'scalper_trainer_last_checkpoint_diagnostic{{job_id="{job_id}",field="hold_share"}}' in scraped
+    speed = re.search(rf'scalper_trainer_job_steps_per_second{{job_id="{job_id}"}} ([0-9.e+-]+)', scraped)
+    assert speed and float(speed.group(1)) > 0, scraped[-2000:]
     first_checkpoint = checkpoints / f"step_{schedule[0]:09d}.zip"
     written_at = first_checkpoint.stat().st_mtime_ns
     first.kill()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from prometheus_client import REGISTRY
 from rq import Queue, Worker
 from rq.serializers import JSONSerializer
 
@@ -21,6 +22,7 @@ from scalper_shared.runtime.bootstrap import connect
 from scalper_shared.schema.evaluation import EVALUATION_QUEUE
 from scalper_shared.schema.training import TRAINING_QUEUE
 from scalper_shared.settings import load_settings
+from scalper_trainer.metrics import TrainerCollector
 from scalper_trainer.settings import TrainerSettings
 
 SERVICE = "trainer"
@@ -54,6 +56,7 @@ def main() -> None:
     connections = connect(settings)
     migrate(connections.engine)
     preload_training(settings)
+    REGISTRY.register(TrainerCollector(connections.redis, settings.stream_prefix))
     _serve_in_thread(build_service_app(SERVICE, checks=connections.readiness_checks()),
                      settings.http_host, settings.http_port)
     queues = [Queue(settings.stream_prefix + name, connection=connections.redis, serializer=JSONSerializer)
