@@ -56,18 +56,18 @@ def test_file_import_stores_every_row_or_quarantines_it_and_a_reimport_changes_n
 
     output = _invoke(["ingest", "file", str(path), "--symbol", "SPY"], env)
     stored, checksum, quarantined, reasons = _state(database_url)
-    assert (stored, quarantined, file_rows) == (19_932, 21, 19_953)
+    assert (stored, quarantined, file_rows) == (19_924, 29, 19_953)
     assert stored + quarantined == file_rows
-    assert reasons == {"off_calendar": 21}
-    assert "19932 inserted" in output and "21 quarantined (off_calendar 21)" in output
-    assert redis_client.xlen(stream) == 19_932
+    assert reasons == {"off_calendar": 21, "price_spike": 8}  # 8 extended-hours bad prints (471.48 at 629)
+    assert "19924 inserted" in output and "29 quarantined (off_calendar 21, price_spike 8)" in output
+    assert redis_client.xlen(stream) == 19_924
     starts = [int(json.loads(fields[b"envelope"])["id"].split(":")[2]) for _, fields in redis_client.xrange(stream)]
     assert starts == sorted(set(starts))  # every bar once, in time order across the committed slices
 
     output = _invoke(["ingest", "file", str(path), "--symbol", "SPY"], env)
     assert _state(database_url) == (stored, checksum, quarantined, reasons)
-    assert "0 inserted, 0 updated, 19932 unchanged" in output and "0 published" in output
-    assert redis_client.xlen(stream) == 19_932
+    assert "0 inserted, 0 updated, 19924 unchanged" in output and "0 published" in output
+    assert redis_client.xlen(stream) == 19_924
 
     first, last = (CODEC.decode(entry[1][b"envelope"]) for entry in
                    (redis_client.xrange(stream, count=1)[0], redis_client.xrevrange(stream, count=1)[0]))

@@ -179,10 +179,13 @@ class FailingProducer(StreamProducer):
 
 def test_a_failed_publication_stops_the_backfill_with_its_error_after_the_commit(
         engine: Engine, redis_client: redis.Redis, stream_prefix: str) -> None:
-    from scalper_ingestion.backfill import run_backfill
+    from scalper_ingestion.backfill import ImportFailed, run_backfill
 
     producer = FailingProducer(redis_client, streams.MD_BARS, maxlen=1000, prefix=stream_prefix)
     batch = bars(*(("SPY", minute, 600.0) for minute in range(9)))
-    with pytest.raises(redis.ConnectionError, match="redis went away"):
+    with pytest.raises(ImportFailed, match="redis went away") as failed:
         run_backfill(ListSource(batch), BarWriter(engine, producer), slice_rows=3)
+    assert isinstance(failed.value.cause, redis.ConnectionError)
     assert 3 <= len(stored_closes(engine)) <= 6  # the first slice (and at most the one in flight) committed
+    assert failed.value.committed.stored == len(stored_closes(engine)) and failed.value.published == 0
+    assert failed.value.pending == failed.value.committed.stored  # every committed bar waits in the outbox

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from scalper_ingestion.quality import OFF_CALENDAR, reason_counts, validate
+from scalper_ingestion.quality import OFF_CALENDAR, PRICE_SPIKE, reason_counts, validate
 from scalper_ingestion.sources.base import BAR_COLUMNS, BarSource
 from scalper_ingestion.sources.files import PolygonFileSource
 from tests.conftest import SHARED_DATA
@@ -36,8 +36,10 @@ def test_every_row_of_the_file_is_accounted_for_in_chunks(spy_july):
 
 def test_bars_outside_extended_hours_are_quarantined_not_dropped(spy_july):
     _, quarantined, _ = spy_july
-    assert reason_counts(quarantined) == {OFF_CALENDAR: len(quarantined)}
-    assert len(quarantined) > 0
+    assert reason_counts(quarantined) == {OFF_CALENDAR: 21, PRICE_SPIKE: 8}
+    spikes = quarantined[quarantined["reason"] == PRICE_SPIKE]  # extended-hours bad prints, e.g. 471.48 at 629
+    assert set(spikes["session"]) <= {"pre", "post"}
+    quarantined = quarantined[quarantined["reason"] == OFF_CALENDAR]
     local = quarantined["start"].dt.tz_convert("America/New_York")
     outside = (local.dt.hour < 4) | (local.dt.hour >= 20) | (local.dt.day_of_week >= 5)
     early_close_post = (local.dt.date == pd.Timestamp("2025-07-03").date()) & (local.dt.hour >= 17)

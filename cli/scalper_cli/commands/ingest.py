@@ -30,6 +30,7 @@ from rich.progress import (
 from sqlalchemy import Engine
 
 from scalper_ingestion.backfill import (
+    ImportFailed,
     SourceKind,
     default_source_kind,
     file_source,
@@ -39,6 +40,7 @@ from scalper_ingestion.backfill import (
 from scalper_ingestion.live import make_live_source, run_live
 from scalper_ingestion.replay import Pacer, parse_speed, replay_days
 from scalper_ingestion.settings import IngestionSettings, parse_symbols
+from scalper_ingestion.sources.files import FileFormatError
 from scalper_ingestion.sources.synthetic import SYMBOLS as SYNTHETIC_SYMBOLS
 from scalper_ingestion.writer import BarWriter, WriteResult
 from scalper_shared.bus import StreamProducer
@@ -73,7 +75,8 @@ class Context:
     producer: StreamProducer
 
     def writer(self) -> BarWriter:
-        return BarWriter(self.engine, self.producer, clock=SystemClock())
+        return BarWriter(self.engine, self.producer, clock=SystemClock(), rules=self.settings.quality_rules,
+                         db_retry_s=self.settings.db_retry_s)
 
 
 @contextmanager
@@ -101,9 +104,45 @@ def _progress() -> Progress:
 def summary(result: WriteResult) -> str:
     """One line saying what a job did."""
     reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(result.reasons.items()))
+    drained = f" (and {result.drained} stored earlier, left unpublished)" if result.drained else ""
     return (f"{result.received} bars received: {result.inserted} inserted, {result.updated} updated, "
             f"{result.unchanged} unchanged, {result.quarantined} quarantined"
-            + (f" ({reasons})" if reasons else "") + f"; {result.published} published to md.bars")
+            + (f" ({reasons})" if reasons else "") + f"; {result.published} published to md.bars{drained}")
+
+
+def failure_line(label: str, failed: ImportFailed) -> str:
+    """One line for a job that stopped: the cause, then what it committed and what it published."""
+    committed = failed.committed
+    pending = ("unknown (the database did not answer)" if failed.pending is None else str(failed.pending))
+    cause = str(failed.cause).strip().splitlines()[0] if str(failed.cause).strip() else type(failed.cause).__name__
+    head = cause if isinstance(failed.cause, FileFormatError) else f"{label}: {cause}"
+    if committed.stored == 0 and committed.quarantined == 0 and failed.published == 0 and failed.pending == 0:
+        return f"error: {head}"  # nothing was written
+    return (f"error: {head}; committed {committed.stored} bars ({committed.inserted} inserted, "
+            f"{committed.updated} updated, {committed.quarantined} quarantined), published {failed.published} "
+            f"to md.bars; {pending} stored bars wait in the outbox (the next import or the ingestion service "
+            f"publishes them)")
+
+
+@contextmanager
+def reported(label: str) -> Iterator[None]:
+    """Turn a failed job into one line and exit status 1 (no traceback)."""
+    try:
+        yield
+    except ImportFailed as failed:
+        console.print(failure_line(label, failed), soft_wrap=True, markup=False, highlight=False)
+        raise typer.Exit(1) from None
+
+
+def check_not_all_quarantined(label: str, total: WriteResult) -> None:
+    """Exit 1 when the input held rows and every one of them was quarantined."""
+    if total.received and total.stored == 0:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(total.reasons.items()))
+        hint = ("; timestamps before the earliest date: is t in seconds? it must be epoch milliseconds"
+                if "timestamp_before_earliest" in total.reasons else "")
+        console.print(f"error: {label}: every one of {total.received} rows was quarantined ({reasons}){hint}",
+                      soft_wrap=True, markup=False, highlight=False)
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -131,11 +170,12 @@ def backfill(
         days = len(trading_days(first, last))
         batches = days * (len(symbol_list) if kind is SourceKind.POLYGON else 1)
         bar_source = make_history_source(kind, ctx.settings, symbol_list, first, last, refresh=refresh)
-        with _progress() as progress:
+        with reported("backfill"), _progress() as progress:
             task = progress.add_task("", total=batches, label="backfill")
             total = run_backfill(bar_source, ctx.writer(), on_batch=lambda r: progress.update(
                 task, advance=1, description=f"{r.received} bars"))
     console.print(summary(total), soft_wrap=True)
+    check_not_all_quarantined("backfill", total)
 
 
 @app.command("file")
@@ -143,14 +183,18 @@ def import_file(
     path: Annotated[Path, typer.Argument(help="Polygon-shaped CSV(.gz) or Parquet: t,o,h,l,c[,v,vw,n]",
                                          exists=True, dir_okay=False, readable=True)],
     symbol: Annotated[str, typer.Option("--symbol", help="Ticker of the file's bars")],
+    no_volume: Annotated[bool, typer.Option(
+        "--no-volume", help="Accept an equity file without a volume column (volume features unavailable)")] = False,
 ) -> None:
-    """Import one file of minute bars of --symbol."""
+    """Import one file of minute bars of --symbol. Exits 1 with one line when the file cannot be read,
+    when every row is quarantined, or when the job fails (saying what it committed and published)."""
     (ticker,) = _symbols(symbol)
-    with ingestion_context() as ctx, _progress() as progress:
+    with ingestion_context() as ctx, reported(str(path)), _progress() as progress:
         task = progress.add_task("", total=None, label=f"import {path.name}")
-        total = run_backfill(file_source(path, ticker), ctx.writer(), on_batch=lambda r: progress.update(
-            task, advance=r.received, description=f"{ticker}"))
+        total = run_backfill(file_source(path, ticker, allow_no_volume=no_volume), ctx.writer(),
+                             on_batch=lambda r: progress.update(task, advance=r.received, description=f"{ticker}"))
     console.print(summary(total), soft_wrap=True)
+    check_not_all_quarantined(str(path), total)
 
 
 @app.command()

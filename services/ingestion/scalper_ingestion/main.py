@@ -2,13 +2,14 @@
 
 With ``POLYGON_API_KEY`` set and ``INGESTION_LIVE=true`` a worker runs the Polygon websocket live
 feed (validate -> upsert -> commit -> publish ``md.bars``); otherwise the service only serves
-``/healthz``, ``/readyz`` and ``/metrics`` (backfills, file imports and replays are
+``/healthz``, ``/readyz`` and ``/metrics`` and publishes stored bars left in the outbox (backfills, file imports and replays are
 ``scalper ingest ...`` commands running the same core).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 
 from scalper_ingestion.live import live_worker_target
 from scalper_ingestion.settings import IngestionSettings
@@ -30,7 +31,24 @@ def bar_writer(settings: IngestionSettings, connections: Connections) -> BarWrit
     """The writer every ingestion path shares, publishing to ``md.bars`` under the stream prefix."""
     producer = StreamProducer(connections.redis, streams.MD_BARS, maxlen=settings.stream_maxlen,
                               prefix=settings.stream_prefix)
-    return BarWriter(connections.engine, producer, clock=SystemClock())
+    return BarWriter(connections.engine, producer, clock=SystemClock(), rules=settings.quality_rules,
+                     db_retry_s=settings.db_retry_s)
+
+
+def outbox_worker(settings: IngestionSettings, connections: Connections) -> BackgroundWorker:
+    """Publishes, every ``INGESTION_OUTBOX_INTERVAL_S``, stored bars whose publication failed or was cut
+    off (Redis out of memory or restarting, an importer killed between commit and publish)."""
+    writer = bar_writer(settings, connections)
+
+    def run(stop: threading.Event) -> None:
+        migrate(connections.engine)
+        while not stop.wait(settings.outbox_interval_s):
+            try:
+                writer.drain(max_rows=100_000)
+            except Exception as exc:  # noqa: BLE001 - the next round retries; the marks stay
+                logger.warning("outbox publication failed, retrying in %ss: %s", settings.outbox_interval_s, exc)
+
+    return ThreadWorker("ingestion:outbox", run)
 
 
 def live_workers(settings: IngestionSettings, connections: Connections) -> list[BackgroundWorker]:
@@ -51,7 +69,7 @@ def main() -> None:
     configure_logging(SERVICE, settings.log_level, settings.log_format)
     connections = connect(settings)
     app = build_service_app(SERVICE, checks=connections.readiness_checks(),
-                            workers=live_workers(settings, connections))
+                            workers=[outbox_worker(settings, connections), *live_workers(settings, connections)])
     serve(app, settings.http_host, settings.http_port)
 
 

@@ -4,10 +4,12 @@ see `.env.example`."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from pydantic import Field, field_validator
 
+from scalper_ingestion.quality import QualityRules
 from scalper_shared.settings import ServiceSettings
 
 SYMBOLS_PATTERN = r"^[A-Z0-9:.]{1,16}(,[A-Z0-9:.]{1,16})*$"
@@ -39,6 +41,28 @@ class IngestionSettings(ServiceSettings):
                                         validation_alias="POLYGON_INDICES_WS_URL")
     synthetic_seed: int = Field(0, ge=0, validation_alias="INGESTION_SYNTHETIC_SEED",
                                 description="Seed of the synthetic market (no API key)")
+
+    earliest_bar_date: date = Field(date(2000, 1, 1), validation_alias="INGESTION_EARLIEST_BAR_DATE",
+                                    description="Bars starting before this date (UTC) are quarantined")
+    max_price: float = Field(1_000_000.0, gt=0, validation_alias="INGESTION_MAX_PRICE",
+                             description="Bars with a price above this are quarantined (absurd_price)")
+    max_volume: float = Field(1e10, gt=0, validation_alias="INGESTION_MAX_VOLUME",
+                              description="Bars with a volume above this are quarantined (absurd_volume)")
+    max_trade_count: int = Field(1_000_000_000, gt=0, validation_alias="INGESTION_MAX_TRADE_COUNT",
+                                 description="Bars with a trade count above this are quarantined")
+    spike_atr_multiple: float = Field(100.0, gt=0, validation_alias="INGESTION_SPIKE_ATR_MULTIPLE",
+                                      description="A bar further than this many median ranges from its "
+                                                  "neighbours' median close is quarantined (price_spike)")
+    outbox_interval_s: float = Field(5.0, gt=0, validation_alias="INGESTION_OUTBOX_INTERVAL_S",
+                                     description="How often the service publishes stored bars left unpublished")
+    db_retry_s: float = Field(60.0, ge=0, validation_alias="INGESTION_DB_RETRY_S",
+                              description="How long a write retries a lost database connection (backoff)")
+
+    @property
+    def quality_rules(self) -> QualityRules:
+        return QualityRules(earliest=datetime.combine(self.earliest_bar_date, datetime.min.time(), UTC),
+                            max_price=self.max_price, max_volume=self.max_volume,
+                            max_trade_count=self.max_trade_count, spike_atr_multiple=self.spike_atr_multiple)
 
     @field_validator("symbols")
     @classmethod

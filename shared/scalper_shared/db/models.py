@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -66,7 +67,7 @@ class BarRow(Base):
     close: Mapped[float] = mapped_column(Double)
     volume: Mapped[float | None] = mapped_column(Double)
     vwap: Mapped[float | None] = mapped_column(Double)
-    trade_count: Mapped[int | None] = mapped_column(Integer)
+    trade_count: Mapped[int | None] = mapped_column(BigInteger)
     session: Mapped[str] = mapped_column(Text)
     source: Mapped[str] = mapped_column(Text)
     ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -302,6 +303,23 @@ features: Table = FeatureRowRecord.__table__  # type: ignore[assignment]
 
 
 # ---------------------------------------------------------------------------------------------
+# Ingestion (revision 'sec0001'): the outbox of bars stored but not yet published to md.bars.
+
+
+class BarOutboxRow(Base):
+    """A stored bar version not yet confirmed on ``md.bars``: written in the transaction that stores
+    the bar, deleted after the publication (only if it still names the version published). A re-run of
+    an import and the ingestion service's publisher drain what is left (at-least-once)."""
+
+    __tablename__ = "bars_outbox"
+
+    symbol: Mapped[str] = mapped_column(Text(collation="C"), primary_key=True)
+    start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    envelope_id: Mapped[str] = mapped_column(Text)
+    queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# ---------------------------------------------------------------------------------------------
 # Ingestion (revision 'ingest0001'): bars that failed validation, kept with the rule they broke.
 
 
@@ -324,7 +342,7 @@ class QuarantinedBarRow(Base):
     close: Mapped[float | None] = mapped_column(Double)
     volume: Mapped[float | None] = mapped_column(Double)
     vwap: Mapped[float | None] = mapped_column(Double)
-    trade_count: Mapped[int | None] = mapped_column(Integer)
+    trade_count: Mapped[int | None] = mapped_column(BigInteger)
     session: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(Text, index=True)
@@ -332,6 +350,7 @@ class QuarantinedBarRow(Base):
 
 
 bars_quarantine: Table = QuarantinedBarRow.__table__  # type: ignore[assignment]
+bars_outbox: Table = BarOutboxRow.__table__  # type: ignore[assignment]
 
 
 # ---------------------------------------------------------------------------------------------

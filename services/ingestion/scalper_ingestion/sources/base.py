@@ -31,6 +31,8 @@ BAR_COLUMNS: tuple[str, ...] = (
 )
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
 INDEX_PREFIX = "I:"
+MAX_EPOCH_MS = 9.2e15
+"""Epoch milliseconds beyond this fall outside pandas' nanosecond range: NaT (quarantined), never an error."""
 
 # Polygon aggregate field -> bar column (REST results, flat files and websocket AM events share these).
 POLYGON_FIELDS: dict[str, str] = {
@@ -60,8 +62,9 @@ def empty_bars() -> pd.DataFrame:
 def conform_bars(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with exactly :data:`BAR_COLUMNS` in order and the canonical dtypes.
 
-    Missing optional columns (volume, vwap, trade_count, session, source) become nulls;
-    unparsable numbers become NaN and unparsable times NaT, so validation can quarantine them.
+    Missing optional columns (volume, vwap, trade_count, session, source) become nulls; unparsable
+    prices become NaN, unparsable volumes and VWAPs +inf and unparsable trade counts -1, and unparsable
+    times NaT, so validation quarantines them (a volume of "abc" must not read as "no volume").
     """
     out = pd.DataFrame(index=frame.index)
     out["symbol"] = frame["symbol"].astype(object) if "symbol" in frame else None
@@ -69,15 +72,28 @@ def conform_bars(frame: pd.DataFrame) -> pd.DataFrame:
         else pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")
     out["start"] = starts.astype("datetime64[ns, UTC]")
     for column in (*PRICE_COLUMNS, "volume", "vwap"):
-        out[column] = pd.to_numeric(frame[column], errors="coerce").astype("float64") if column in frame \
-            else np.nan
-    counts = pd.to_numeric(frame["trade_count"], errors="coerce") if "trade_count" in frame \
-        else pd.Series(np.nan, index=frame.index)
+        out[column] = _numbers(frame[column]).astype("float64") if column in frame else np.nan
+    for column in ("volume", "vwap"):  # text where a number belongs is refused, never read as "none"
+        out[column] = out[column].mask(_unparsable(frame, column), np.inf)
+    counts = _numbers(frame["trade_count"]) if "trade_count" in frame else pd.Series(np.nan, index=frame.index)
+    counts = counts.mask(_unparsable(frame, "trade_count"), -1)  # quarantined as negative_trade_count
     out["trade_count"] = counts.round().astype("Int64")
     out["session"] = frame["session"].astype(object).where(frame["session"].notna(), None) \
         if "session" in frame else None
     out["source"] = frame["source"].astype(object) if "source" in frame else None
     return out.reset_index(drop=True)
+
+
+def _numbers(values: pd.Series) -> pd.Series:
+    return pd.to_numeric(values, errors="coerce")
+
+
+def _unparsable(frame: pd.DataFrame, column: str) -> pd.Series:
+    """Rows whose ``column`` holds something (not null) that is not a number, such as ``"abc"``."""
+    if column not in frame:
+        return pd.Series(False, index=frame.index)
+    values = frame[column]
+    return pd.Series(values.notna().to_numpy() & _numbers(values).isna().to_numpy(), index=frame.index)
 
 
 _SESSION_LABELS = np.array([None, "pre", "regular", "post"], dtype=object)  # by calendar session code
@@ -101,7 +117,8 @@ def from_polygon_aggs(raw: pd.DataFrame, symbol: str, source: str) -> pd.DataFra
     frame = raw.rename(columns=POLYGON_FIELDS)
     frame = frame.assign(
         symbol=symbol,
-        start=pd.to_datetime(pd.to_numeric(raw["t"], errors="coerce"), unit="ms", utc=True)
+        start=pd.to_datetime(pd.to_numeric(raw["t"], errors="coerce").where(lambda t: t.abs() < MAX_EPOCH_MS),
+                             unit="ms", utc=True)
         if "t" in raw else pd.NaT,
         source=source,
     )
