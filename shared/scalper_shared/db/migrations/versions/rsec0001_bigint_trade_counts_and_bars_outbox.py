@@ -2,7 +2,7 @@
 not yet confirmed on md.bars).
 
 Revision ID: sec0001
-Revises: eval0001
+Revises: train0002
 Create Date: 2026-12-05 00:00:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "sec0001"
-down_revision: str | None = "eval0001"
+down_revision: str | None = "train0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
