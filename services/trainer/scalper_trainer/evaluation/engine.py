@@ -48,6 +48,8 @@ class ExitFill:
     price: float
     reason: str
     minute: float
+    trigger_price: float | None = None
+    """Stops only: the bid on the bar that triggered the stop (the fill is the next bar's bid)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +162,8 @@ def _evaluate(policy: Policy, episodes: EpisodeSet | MarketTape, env_config: Env
         done += len(group)
         if progress is not None:
             progress(done, len(usable))
-    result = run.result(policy.name, tape, usable, time.monotonic() - started, env_config.premium)
+    result = run.result(policy.name, tape, usable, time.monotonic() - started, env_config.premium,
+                        env_config.risk.stop_loss_pct)
     logger.info("evaluated %s on %d symbol-days (%d steps, %d trades) in %.2fs", policy.name,
                 result.n_episodes, result.steps, len(result.trades), result.seconds)
     return result
@@ -195,7 +198,7 @@ class _Run:
         self.state_budget -= take
 
     def result(self, name: str, tape: MarketTape, usable: npt.NDArray[np.int64], seconds: float,
-               premium: PremiumModelConfig) -> EvaluationResult:
+               premium: PremiumModelConfig, stop_loss_pct: float) -> EvaluationResult:
         episodes = tape.episodes
         order = sorted(usable.tolist(), key=lambda e: (episodes.days[e], episodes.symbols[e]))
         entries = [f for f in self.fills if f.reason == ENTRY]
@@ -211,7 +214,7 @@ class _Run:
             days=tuple(episodes.days[e] for e in order),
             episode_pnl=np.array([self.pnl[e] for e in order]),
             episode_trades=np.array([trades_per_episode[e] for e in order], np.int64),
-            trades=build_trades(self.fills, tape, premium), fills=self.fills, action_counts=self.action_counts,
+            trades=build_trades(self.fills, tape, premium, stop_loss_pct), fills=self.fills, action_counts=self.action_counts,
             entropies=np.concatenate(self.entropies) if self.entropies else None, states=states,
             steps=self.steps, seconds=seconds,
             skipped=[(episodes.symbols[e], episodes.days[e]) for e in skipped],
@@ -260,26 +263,46 @@ def session_prices(tape: MarketTape, episode: int) -> SessionPrices:
                          tape.close[first:last + 1].copy())
 
 
-def build_trades(fills: list[Fill], tape: MarketTape, premium: PremiumModelConfig) -> list[Trade]:
+def build_trades(fills: list[Fill], tape: MarketTape, premium: PremiumModelConfig,
+                 stop_loss_pct: float = 0.15) -> list[Trade]:
     """Group fills into trades: an entry opens one, sells close it once its contracts are all sold."""
     by_episode: dict[int, list[Fill]] = {}
     for fill in fills:
         by_episode.setdefault(fill.episode, []).append(fill)
     trades: list[Trade] = []
     for episode, episode_fills in sorted(by_episode.items()):
-        trades.extend(_episode_trades(episode, episode_fills, tape, premium))
+        trades.extend(_episode_trades(episode, episode_fills, tape, premium, stop_loss_pct))
     trades.sort(key=lambda t: (t.day, t.symbol, t.entry_row))
     return trades
 
 
+def _quote(tape: MarketTape, episode: int, row: int, strike: float, side: int,
+           premium: PremiumModelConfig) -> tuple[float, float]:
+    """(bid, mid) of the position's option at tape ``row`` from the premium model."""
+    bid, mid, _ = quote_at_vol(tape.specs.take(np.array([episode])), tape.close[row], strike, side == 1,
+                               tape.t_years[row], tape.implied_vol[row], premium)
+    return float(np.asarray(bid).reshape(-1)[0]), float(np.asarray(mid).reshape(-1)[0])
+
+
 def _mid(tape: MarketTape, episode: int, row: int, strike: float, side: int, premium: PremiumModelConfig) -> float:
     """The premium model's mid of the position's option at tape ``row`` (what the fills' bid/ask surround)."""
-    _, mid, _ = quote_at_vol(tape.specs.take(np.array([episode])), tape.close[row], strike, side == 1,
-                             tape.t_years[row], tape.implied_vol[row], premium)
-    return float(np.asarray(mid).reshape(-1)[0])
+    return _quote(tape, episode, row, strike, side, premium)[1]
 
 
-def _episode_trades(episode: int, fills: list[Fill], tape: MarketTape, premium: PremiumModelConfig) -> list[Trade]:
+def stop_trigger_price(tape: MarketTape, episode: int, fill: Fill, entry_price: float, strike: float,
+                       premium: PremiumModelConfig, stop_loss_pct: float) -> float:
+    """The bid that triggered a stop filled at ``fill``: the previous bar's when it was at or past the
+    line (the usual next-bar fill), else the fill bar's own (a stop on the session's last bar)."""
+    previous = fill.row - 1
+    if previous >= int(tape.first_row[episode]):
+        bid = _quote(tape, episode, previous, strike, fill.side, premium)[0]
+        if bid / entry_price - 1.0 <= -stop_loss_pct + 1e-9:
+            return bid
+    return _quote(tape, episode, fill.row, strike, fill.side, premium)[0]
+
+
+def _episode_trades(episode: int, fills: list[Fill], tape: MarketTape, premium: PremiumModelConfig,
+                    stop_loss_pct: float) -> list[Trade]:
     first, last = int(tape.first_row[episode]), int(tape.session_last_row[episode])
     symbol, day = tape.episodes.symbols[episode], tape.episodes.days[episode]
     minute = tape.episodes.minute_of_day[int(tape.episodes.offsets[episode]):]
@@ -303,7 +326,10 @@ def _episode_trades(episode: int, fills: list[Fill], tape: MarketTape, premium: 
         exit_mid = _mid(tape, episode, fill.row, strike, fill.side, premium)
         gross += float(premium_cash(exit_mid - entry_mid, fill.contracts, premium))
         spread += float(premium_cash(exit_mid - fill.price, fill.contracts, premium))
-        exits.append(ExitFill(fill.row - first, fill.contracts, fill.price, fill.reason, float(minute[fill.row - first])))
+        trigger = (stop_trigger_price(tape, episode, fill, entry.price, strike, premium, stop_loss_pct)
+                   if fill.reason == STOP_EXIT else None)
+        exits.append(ExitFill(fill.row - first, fill.contracts, fill.price, fill.reason, float(minute[fill.row - first]),
+                              trigger))
         if sold >= entry.contracts:
             moves = tuple(float(tape.close[entry.row + h] - tape.close[entry.row]) if entry.row + h <= last
                           else float("nan") for h in MOMENTUM_HORIZONS)

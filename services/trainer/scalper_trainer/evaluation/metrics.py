@@ -104,8 +104,41 @@ def stop_loss_reliability(trades: Sequence[Trade], fills: Sequence[Fill], config
         "worst_fill_return": min((t.worst_fill_return for t in trades), default=None),
         "worst_trade_return": min((t.premium_return for t in trades), default=None),
         "worst_trade_pnl": min((t.pnl for t in trades), default=None),
+        "overshoot": stop_overshoot(trades, limit),
         "note": "a stop fills at the next bar's bid, so a fast move can fill below the stop line",
     }
+
+
+def stop_overshoot(trades: Sequence[Trade], limit: float) -> dict[str, Any]:
+    """How far past the stop line the stop fills went, and why.
+
+    Per stop fill: ``overshoot = limit - fill return`` (0.05 = filled at -20% with a -15% line), split
+    into ``at_trigger = max(0, limit - trigger return)`` (the triggering bar's bid was already past
+    the line: a jump within one bar) and ``next_bar = trigger return - fill return`` (the move from the
+    triggering bar to the fill bar; negative when the option recovered). ``why`` counts each stop by
+    its larger part (``recovered`` when it filled at or above the line).
+    """
+    rows = [(t.entry_price, e.price, e.trigger_price) for t in trades for e in t.exits if e.reason == STOP_EXIT]
+    if not rows:
+        return {"stops": 0}
+    entry, fill, trigger = (np.array(column, dtype=np.float64) for column in zip(*rows, strict=True))
+    fill_return, trigger_return = fill / entry - 1.0, trigger / entry - 1.0
+    overshoot = limit - fill_return
+    at_trigger = np.maximum(0.0, limit - trigger_return)
+    next_bar = trigger_return - fill_return
+    why = np.where(overshoot <= 1e-9, "recovered", np.where(at_trigger >= next_bar, "jump_through_the_line",
+                                                            "next_bar_gap"))
+    beyond = overshoot > 1e-9
+
+    def stats(values: npt.NDArray[np.float64]) -> dict[str, float]:
+        return {"median": float(np.median(values)), "p90": float(np.percentile(values, 90)),
+                "max": float(np.max(values))}
+
+    return {"stops": len(rows), "beyond_line": int(beyond.sum()),
+            "overshoot": stats(overshoot), "overshoot_beyond_line": stats(overshoot[beyond]) if beyond.any() else None,
+            "mean_at_trigger": float(at_trigger.mean()), "mean_next_bar": float(next_bar.mean()),
+            "why": {reason: int((why == reason).sum()) for reason in ("jump_through_the_line", "next_bar_gap",
+                                                                      "recovered")}}
 
 
 def stop_fill_returns(fills: Sequence[Fill]) -> list[float]:
