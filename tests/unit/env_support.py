@@ -37,8 +37,11 @@ def hand_episodes(closes: list[list[float]] | list[float], symbol: str = "SPY",
 
 
 def hand_config(start_row: int = 100, **overrides: object) -> EnvConfig:
+    """Minute-by-minute rules: the training shortcuts (early end, skipped cooldowns) are off unless
+    a test turns them on."""
     sampling = EpisodeSampling(start_row=start_row, min_steps=1)
-    return EnvConfig(premium=FLAT_VOL_PREMIUM, sampling=sampling, **overrides)  # type: ignore[arg-type]
+    shortcuts = {"end_when_no_decision_left": False, "skip_minutes_without_decision": False}
+    return EnvConfig(premium=FLAT_VOL_PREMIUM, sampling=sampling, **{**shortcuts, **overrides})  # type: ignore[arg-type]
 
 
 def black_scholes(spot: float, strike: float, minutes_left: float, vol: float, call: bool) -> float:

@@ -14,7 +14,7 @@ from scalper_shared.core.premium import quote, robust_ewma_vol
 from scalper_shared.core.rewards import REWARD_TERMS, SEED_REWARD_CONFIG
 from scalper_shared.core.risk import RiskConfig
 from scalper_trainer.env import EnvConfig, EpisodeSampling, TradingEnv
-from tests.unit.env_support import black_scholes, hand_config, hand_episodes, spy_quote
+from tests.unit.env_support import SESSION, black_scholes, hand_config, hand_episodes, spy_quote
 
 START = 100                       # first decision row: 11:11 ET, 289 minutes before the close
 COMMISSION = 0.65
@@ -286,3 +286,46 @@ def test_observation_carries_the_position_on_every_row() -> None:
     assert obs.shape == (20, 23) and obs.dtype == np.float32
     assert np.all(obs[:, 21] == -1.0)
     assert np.allclose(obs[:, 22], bid / ask - 1, atol=1e-7)
+
+
+# -- training episodes carry decisions ----------------------------------------------------------
+
+
+def test_a_training_episode_ends_once_flat_at_the_daily_loss_limit() -> None:
+    env = make_env([500.0], risk=RiskConfig(max_daily_loss=10.0), end_when_no_decision_left=True)
+    env.step(Action.BUY_CALL)
+    _, _, terminated, _, info = env.step(Action.EXIT)  # the round trip loses more than $10
+    assert terminated and info["episode_pnl"] < -10.0
+
+
+def test_a_training_episode_ends_once_flat_at_the_trade_cap_but_not_while_a_position_is_open() -> None:
+    env = make_env([500.0], risk=RiskConfig(max_trades_per_day=1, max_daily_loss=1e9),
+                   end_when_no_decision_left=True)
+    _, _, terminated, _, _ = env.step(Action.BUY_CALL)  # the cap is reached, but the position still decides
+    assert not terminated
+    _, _, terminated, _, _ = env.step(Action.EXIT)
+    assert terminated
+
+
+def test_a_training_episode_ends_at_the_entry_cutoff_when_flat() -> None:
+    cutoff_row = SESSION - 1 - int(RiskConfig().entry_cutoff_minutes)  # minutes_to_close == cutoff
+    env = make_env([500.0], start_row=cutoff_row - 2, end_when_no_decision_left=True)
+    _, _, first, _, _ = env.step(Action.HOLD)
+    _, _, second, _, _ = env.step(Action.HOLD)
+    assert not first and second
+
+
+def test_without_the_shortcut_the_day_runs_on_with_hold_as_the_only_action() -> None:
+    env = make_env([500.0], risk=RiskConfig(max_daily_loss=10.0))
+    env.step(Action.BUY_CALL)
+    _, _, terminated, _, _ = env.step(Action.EXIT)
+    assert not terminated and allowed(env) == {Action.HOLD}
+
+
+def test_a_cooldown_is_skipped_in_training_to_the_next_minute_with_a_decision() -> None:
+    env = make_env([500.0], skip_minutes_without_decision=True)
+    env.step(Action.BUY_CALL)
+    before_exit = row_of(env)
+    env.step(Action.EXIT)                        # a 2-minute cooldown after an exit
+    assert allowed(env) >= {Action.BUY_CALL, Action.BUY_PUT}
+    assert row_of(env) == before_exit + int(RiskConfig().cooldown_after_exit_minutes)  # not before_exit + 1

@@ -45,6 +45,10 @@ class EnvConfig(BaseModel):
     (entry cutoff, trade cap or daily loss limit: ``risk.entries_over_for_the_day``). The steps
     after it would only teach the value of HOLD where HOLD is the only legal action. Evaluation
     switches it off and plays every day to its close."""
+    skip_minutes_without_decision: bool = True
+    """While flat in a cooldown (entries blocked for a few minutes), move on to the next minute with a
+    decision within the same step. Those minutes have HOLD as the only legal action and, flat, earn
+    no reward. Evaluation switches it off and plays every minute."""
     step_reward_terms: bool = False
     """Also put every reward term of every step in ``info["reward_terms"]``. The per-episode sums of
     every term are always in ``info["episode_reward_terms"]`` when an episode ends; per-step dicts

@@ -16,7 +16,9 @@ One step at session row ``i`` (the decision is taken at bar ``i``'s close):
    otherwise each take-profit tier reached sells its fraction at the bid; on the episode's last
    bar (the first of the flatten window) the rest is sold at the bid;
 4. the reward terms of the step; the episode ends on that last bar, or earlier (training only,
-   ``EnvConfig.end_when_no_decision_left``) once it is flat and no entry can be allowed again today.
+   ``EnvConfig.end_when_no_decision_left``) once it is flat and no entry can be allowed again today;
+5. (training only, ``EnvConfig.skip_minutes_without_decision``) a flat environment in a cooldown
+   moves on to its next minute with a decision within the same step.
 """
 
 from __future__ import annotations
@@ -285,7 +287,23 @@ class TradingBatch:
         self.episode_return += reward
         self.episode_length += 1
         self.episode_terms += np.stack([terms[name] for name in REWARD_TERMS], axis=1)
-        return StepResult(reward, terms, self._episode_over(), ~allowed)
+        over = self._episode_over()
+        if self.config.skip_minutes_without_decision:
+            over = self._skip_idle_minutes(over)
+        return StepResult(reward, terms, over, ~allowed)
+
+    def _skip_idle_minutes(self, over: BoolArray) -> BoolArray:
+        """Move flat environments whose entries are only briefly blocked (a cooldown) on to their next
+        minute with a decision, or their episode's end: minutes where HOLD is the only legal action
+        teach nothing, and a flat minute earns no reward."""
+        for _ in range(int(self.config.risk.cooldown_after_stop_minutes) + 2):
+            masks = self.refresh_masks()
+            idle = (self.held == 0) & ~masks[:, BUY_CALL] & ~over
+            if not idle.any():
+                break
+            self.row = np.where(idle, self.row + 1, self.row)
+            over = self._episode_over()
+        return over
 
     def _episode_over(self) -> BoolArray:
         """At the flatten bar; or (``end_when_no_decision_left``) flat with entries over for the day."""

@@ -137,12 +137,13 @@ def evaluate(policy: Policy, episodes: EpisodeSet | MarketTape, env_config: EnvC
              seed: int = 0, keep_states: bool = False, progress: ProgressCallback | None = None) -> EvaluationResult:
     """Play ``policy`` on every usable symbol-day of ``episodes`` once; deterministic for ``seed``.
 
-    Every day is played to its close, as the risk layer does: the training-only early end of an
-    episode without decisions left (``EnvConfig.end_when_no_decision_left``) is switched off.
+    Every minute of every day is played to its close, as the risk layer does: the training-only
+    shortcuts (``EnvConfig.end_when_no_decision_left``, ``skip_minutes_without_decision``) are off.
     BLAS runs single-threaded here: the actor's matrices are small, and threaded BLAS on a busy
     machine made each forward pass ~100x slower than one thread.
     """
-    env_config = env_config.model_copy(update={"end_when_no_decision_left": False})
+    env_config = env_config.model_copy(update={"end_when_no_decision_left": False,
+                                               "skip_minutes_without_decision": False})
     with threadpool_limits(limits=1, user_api="blas"):
         return _evaluate(policy, episodes, env_config, seed, keep_states, progress)
 
