@@ -20,6 +20,7 @@ from scalper_cli.commands import ingest as ingest_command
 from scalper_cli.commands import keys as keys_command
 from scalper_cli.commands import paper as paper_command
 from scalper_cli.commands import premium as premium_command
+from scalper_cli.commands import reward as reward_command
 from scalper_cli.commands import risk as risk_command
 from scalper_cli.commands import stack as stack_command
 from scalper_cli.commands import train as train_command
@@ -35,6 +36,7 @@ app.add_typer(risk_command.app, name="risk")
 app.add_typer(keys_command.app, name="keys")
 app.add_typer(eval_command.app, name="eval")
 app.add_typer(premium_command.app, name="premium")
+app.add_typer(reward_command.app, name="reward")
 app.command("demo")(demo_command.demo)
 app.command("paper")(paper_command.paper)
 

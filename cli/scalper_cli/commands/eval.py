@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from scalper_cli.api_client import ApiClientSettings, checked, client
 from scalper_cli.commands.premium import load_premium_config
+from scalper_shared.core.edge import MARKET_EDGES
 from scalper_shared.settings import ServiceSettings, load_settings
 
 app = typer.Typer(help=__doc__)
@@ -36,11 +37,14 @@ def _day(value: str, option: str) -> date:
 
 
 def request_body(model: str, start: date, end: date, symbols: str | None, seed: int, source: str,
-                 checkpoints: bool, premium: dict[str, Any] | None = None) -> dict[str, Any]:
+                 checkpoints: bool, premium: dict[str, Any] | None = None, data_seed: int = 0,
+                 data_edge: str = "none") -> dict[str, Any]:
     body: dict[str, Any] = {"model_id": model, "start": start.isoformat(), "end": end.isoformat(), "seed": seed,
                             "data_source": source, "checkpoints": checkpoints}
     if premium is not None:
         body["premium"] = premium
+    if source == "synthetic":
+        body |= {"data_seed": data_seed, "data_edge": data_edge}
     if symbols:
         body["symbols"] = [s.strip() for s in symbols.split(",") if s.strip()]
     return body
@@ -81,7 +85,7 @@ def show(metrics: dict[str, Any]) -> None:
 
 
 def run_local(model: str, start: date, end: date, symbols: str | None, seed: int, source: str, checkpoints: bool,
-              out: Path | None, premium: Any = None) -> Path:
+              out: Path | None, premium: Any = None, data_seed: int = 0, data_edge: str = "none") -> Path:
     from scalper_trainer.evaluation import run_evaluation
 
     settings = load_settings(ServiceSettings)
@@ -93,7 +97,8 @@ def run_local(model: str, start: date, end: date, symbols: str | None, seed: int
         outcome = run_evaluation(
             model, start, end, artifacts_dir=settings.artifacts_dir, out_dir=out_dir,
             database_url=settings.database_url, symbols=[s.strip() for s in symbols.split(",")] if symbols else None,
-            seed=seed, data_source=source, checkpoints=checkpoints, premium=premium,
+            seed=seed, data_source=source, data_seed=data_seed, data_edge=data_edge, checkpoints=checkpoints,
+            premium=premium,
             progress=lambda fraction, stage: bar.update(task, completed=fraction, description=stage))
     show(outcome.metrics)
     return outcome.paths.html
@@ -110,26 +115,38 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed of the random baseline and the bootstrap")] = 0,
     source: Annotated[str, typer.Option(help="database or synthetic")] = "database",
     checkpoints: Annotated[bool, typer.Option(help="Compare the training checkpoints")] = True,
+    synthetic_seed: Annotated[int, typer.Option("--synthetic-seed", min=0,
+                                                help="Seed of the synthetic market (--source synthetic)")] = 0,
+    synthetic_edge: Annotated[str, typer.Option(
+        "--synthetic-edge", help="Planted edge of the synthetic market: none or momentum (adds the edge_rule baseline)")
+    ] = "none",
     poll_s: Annotated[float, typer.Option(help="Seconds between polls of the API")] = 1.0,
     premium_config: Annotated[Path | None, typer.Option(
         "--premium-config", help="PremiumModelConfig JSON to price with (default: the model's own)")] = None,
 ) -> None:
-    """Evaluate --model over --from..--to against always-HOLD, random and momentum-rule baselines."""
+    """Evaluate --model over --from..--to against always-HOLD, random and momentum-rule baselines (and
+    edge_rule on a synthetic market with --synthetic-edge momentum)."""
     first, last = _day(start, "--from"), _day(end, "--to")
     if last < first:
         raise typer.BadParameter(f"--to {end} is before --from {start}")
     if source not in ("database", "synthetic"):
         raise typer.BadParameter(f"--source {source!r}: database or synthetic")
+    if synthetic_edge not in MARKET_EDGES:
+        raise typer.BadParameter(f"--synthetic-edge {synthetic_edge!r}: one of {', '.join(MARKET_EDGES)}")
+    if source != "synthetic" and (synthetic_edge != "none" or synthetic_seed != 0):
+        raise typer.BadParameter("--synthetic-seed and --synthetic-edge need --source synthetic")
     premium = load_premium_config(premium_config) if premium_config is not None else None
     if local:
-        report = run_local(model, first, last, symbols, seed, source, checkpoints, out, premium)
+        report = run_local(model, first, last, symbols, seed, source, checkpoints, out, premium, synthetic_seed,
+                           synthetic_edge)
         console.print(f"report: {report}", highlight=False)
         return
     settings = load_settings(ApiClientSettings)
     with client(settings) as http:
         accepted = checked(http.post("/v1/evaluations",
                                      json=request_body(model, first, last, symbols, seed, source, checkpoints,
-                                                       premium.model_dump(mode="json") if premium else None)))
+                                                       premium.model_dump(mode="json") if premium else None,
+                                                       synthetic_seed, synthetic_edge)))
         view = follow(http, accepted["id"], poll_s)
         if view["status"] != "finished":
             errors.print(f"[red]evaluation {view['id']} failed:[/] {view.get('error')}", highlight=False)

@@ -46,6 +46,7 @@ from scalper_ingestion.writer import BarWriter, WriteResult
 from scalper_shared.bus import StreamProducer
 from scalper_shared.clock import SystemClock
 from scalper_shared.core.calendar import trading_days
+from scalper_shared.core.edge import MARKET_EDGES
 from scalper_shared.db import make_engine, migrate
 from scalper_shared.schema import streams
 from scalper_shared.settings import load_settings
@@ -153,15 +154,23 @@ def backfill(
     source: Annotated[SourceKind | None, typer.Option(
         "--source", help="polygon or synthetic (default: polygon when POLYGON_API_KEY is set)")] = None,
     refresh: Annotated[bool, typer.Option("--refresh", help="Ignore the download cache (Polygon)")] = False,
+    synthetic_seed: Annotated[int | None, typer.Option(
+        "--synthetic-seed", min=0, help="Seed of the synthetic market (default INGESTION_SYNTHETIC_SEED)")] = None,
+    synthetic_edge: Annotated[str | None, typer.Option(
+        "--synthetic-edge", help="Planted edge of the synthetic market: none or momentum")] = None,
 ) -> None:
     """Backfill minute bars of --symbols for the trading days --from..--to."""
     symbol_list, first, last = _symbols(symbols), parse_day(start, "--from"), parse_day(end, "--to")
     if last < first:
         raise typer.BadParameter(f"--to {end} is before --from {start}")
+    if synthetic_edge is not None and synthetic_edge not in MARKET_EDGES:
+        raise typer.BadParameter(f"--synthetic-edge {synthetic_edge!r}: one of {', '.join(MARKET_EDGES)}")
     with ingestion_context() as ctx:
         kind = source or default_source_kind(ctx.settings)
         if kind is SourceKind.POLYGON and not ctx.settings.polygon_api_key:
             raise typer.BadParameter("--source polygon needs POLYGON_API_KEY")
+        if kind is not SourceKind.SYNTHETIC and (synthetic_seed is not None or synthetic_edge is not None):
+            raise typer.BadParameter("--synthetic-seed and --synthetic-edge need --source synthetic")
         if kind is SourceKind.SYNTHETIC and set(symbol_list) - set(SYNTHETIC_SYMBOLS):
             raise typer.BadParameter(f"the synthetic market has {', '.join(SYNTHETIC_SYMBOLS)} only")
         why = "--source" if source else ("POLYGON_API_KEY is set" if ctx.settings.polygon_api_key
@@ -169,7 +178,8 @@ def backfill(
         console.print(f"source: [bold]{kind.value}[/] ({why})")
         days = len(trading_days(first, last))
         batches = days * (len(symbol_list) if kind is SourceKind.POLYGON else 1)
-        bar_source = make_history_source(kind, ctx.settings, symbol_list, first, last, refresh=refresh)
+        bar_source = make_history_source(kind, ctx.settings, symbol_list, first, last, refresh=refresh,
+                                         synthetic_seed=synthetic_seed, synthetic_edge=synthetic_edge)
         with reported("backfill"), _progress() as progress:
             task = progress.add_task("", total=batches, label="backfill")
             total = run_backfill(bar_source, ctx.writer(), on_batch=lambda r: progress.update(

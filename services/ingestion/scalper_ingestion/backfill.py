@@ -40,14 +40,16 @@ def default_source_kind(settings: IngestionSettings) -> SourceKind:
 
 
 def make_history_source(kind: SourceKind, settings: IngestionSettings, symbols: Sequence[str], start: date,
-                        end: date, *, refresh: bool = False) -> BarSource:
+                        end: date, *, refresh: bool = False, synthetic_seed: int | None = None,
+                        synthetic_edge: str | None = None) -> BarSource:
     """The bar source of a backfill of ``symbols`` over ``start..end`` (New York dates, inclusive)."""
     if kind is SourceKind.POLYGON:
         policy = RestPolicy(requests_per_minute=settings.polygon_requests_per_minute)
         return PolygonRestSource(settings.polygon_api_key, symbols, start, end,
                                  cache=AggsCache(settings.polygon_cache_dir), refresh=refresh, policy=policy,
                                  base_url=settings.polygon_rest_url)
-    return SyntheticSource(tuple(symbols), start, end, settings.synthetic_seed)
+    seed = settings.synthetic_seed if synthetic_seed is None else synthetic_seed
+    return SyntheticSource(tuple(symbols), start, end, seed, synthetic_edge or settings.synthetic_edge)
 
 
 def file_source(path: Path, symbol: str, *, allow_no_volume: bool = False) -> PolygonFileSource:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -41,6 +42,9 @@ class IngestionSettings(ServiceSettings):
                                         validation_alias="POLYGON_INDICES_WS_URL")
     synthetic_seed: int = Field(0, ge=0, validation_alias="INGESTION_SYNTHETIC_SEED",
                                 description="Seed of the synthetic market (no API key)")
+    synthetic_edge: Literal["none", "momentum"] = Field(
+        "none", validation_alias="INGESTION_SYNTHETIC_EDGE",
+        description="Planted edge of the synthetic market: none or momentum (docs/rewards.md)")
 
     earliest_bar_date: date = Field(date(2000, 1, 1), validation_alias="INGESTION_EARLIEST_BAR_DATE",
                                     description="Bars starting before this date (UTC) are quarantined")

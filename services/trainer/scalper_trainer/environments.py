@@ -58,7 +58,7 @@ def env_config_for(config: TrainConfig) -> EnvConfig:
 def episodes_for(config: TrainConfig, engine: Engine, start: date, end: date) -> EpisodeSet:
     """The job's symbol-sessions of ``start..end``; every symbol must have bars there."""
     if config.data_source == "synthetic":
-        return synthetic_episodes(start, end, seed=config.data_seed, symbols=config.symbols)
+        return synthetic_episodes(start, end, seed=config.data_seed, symbols=config.symbols, edge=config.data_edge)
     try:
         episodes = load_episodes(engine, config.symbols, start, end)
     except ValueError as error:

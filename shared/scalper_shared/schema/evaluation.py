@@ -37,6 +37,9 @@ class EvaluationRequest(BaseModel):
     seed: int = Field(0, ge=0, description="Seeds the random baseline and the bootstrap")
     data_source: Literal["database", "synthetic"] = "database"
     data_seed: int = Field(0, ge=0, description="Seed of the synthetic market (synthetic source only)")
+    data_edge: Literal["none", "momentum"] = Field(
+        "none", description="Planted edge of the synthetic market (synthetic source only); "
+                            "'momentum' adds the edge_rule baseline")
     checkpoints: bool = Field(True, description="Compare the training checkpoints' action distributions")
     premium: PremiumModelConfig | None = Field(None, description="Premium model for the prices (default: the model's own)")
 
@@ -53,6 +56,8 @@ class EvaluationRequest(BaseModel):
     def _ordered(self) -> EvaluationRequest:
         if self.start > self.end:
             raise ValueError(f"start {self.start} is after end {self.end}")
+        if self.data_edge != "none" and self.data_source != "synthetic":
+            raise ValueError(f"data_edge {self.data_edge!r} exists only with data_source 'synthetic'")
         return self
 
 

@@ -49,6 +49,8 @@ class TrainConfig(BaseModel):
     data_source: Literal["database", "synthetic"] = Field(
         "database", description="Bars from the database (imported first), or the embedded synthetic market")
     data_seed: int = Field(0, ge=0, description="Seed of the synthetic market (synthetic source only)")
+    data_edge: Literal["none", "momentum"] = Field(
+        "none", description="Planted edge of the synthetic market (synthetic source only)")
     total_timesteps: int = Field(50_000, gt=0, le=100_000_000)
     checkpoint_every: int = Field(25_000, gt=0, description="Checkpoint every N steps (plus milestones)")
     seed: int = Field(0, ge=0)
@@ -96,6 +98,12 @@ class TrainConfig(BaseModel):
         rollout = self.n_envs * self.ppo.n_steps
         if self.ppo.batch_size > rollout:
             raise ValueError(f"ppo.batch_size {self.ppo.batch_size} exceeds the rollout n_envs x n_steps = {rollout}")
+        return self
+
+    @model_validator(mode="after")
+    def _edge_is_synthetic(self) -> TrainConfig:
+        if self.data_edge != "none" and self.data_source != "synthetic":
+            raise ValueError(f"data_edge {self.data_edge!r} exists only with data_source 'synthetic'")
         return self
 
     @model_validator(mode="after")

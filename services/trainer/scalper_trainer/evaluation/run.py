@@ -84,9 +84,9 @@ def load_artifact(model: str | Path, artifacts_dir: Path) -> ModelArtifact:
 
 
 def window_episodes(start: date, end: date, symbols: Sequence[str], *, data_source: str = "database",
-                    database_url: str | None = None, data_seed: int = 0) -> EpisodeSet:
+                    database_url: str | None = None, data_seed: int = 0, data_edge: str = "none") -> EpisodeSet:
     if data_source == "synthetic":
-        return synthetic_episodes(start, end, seed=data_seed, symbols=symbols)
+        return synthetic_episodes(start, end, seed=data_seed, symbols=symbols, edge=data_edge)
     if database_url is None:
         raise ValueError("the database source needs a database_url")
     return load_episodes(database_url, list(symbols), start, end)
@@ -105,8 +105,8 @@ def job_diagnostics(database_url: str | None, job_id: str | None) -> list[Diagno
 
 def run_evaluation(model: str | Path | ModelArtifact, start: date, end: date, *, artifacts_dir: Path,
                    out_dir: Path, database_url: str | None = None, symbols: Sequence[str] | None = None,
-                   seed: int = 0, data_source: str = "database", data_seed: int = 0, checkpoints: bool = True,
-                   progress: StageCallback | None = None,
+                   seed: int = 0, data_source: str = "database", data_seed: int = 0, data_edge: str = "none",
+                   checkpoints: bool = True, progress: StageCallback | None = None,
                    premium: PremiumModelConfig | None = None) -> EvaluationOutcome:
     """Evaluate ``model`` on ``start..end`` against the baselines and write the report into ``out_dir``.
 
@@ -115,8 +115,10 @@ def run_evaluation(model: str | Path | ModelArtifact, start: date, end: date, *,
     artifact = model if isinstance(model, ModelArtifact) else load_artifact(model, artifacts_dir)
     chosen = tuple(symbols or artifact.symbols)
     report(0.02, "loading episodes")
+    if data_source != "synthetic" and data_edge != "none":
+        raise ValueError(f"a planted edge ({data_edge}) exists only in the synthetic market, not in {data_source}")
     episodes = window_episodes(start, end, chosen, data_source=data_source, database_url=database_url,
-                               data_seed=data_seed)
+                               data_seed=data_seed, data_edge=data_edge)
     expected_hash = artifact.manifest.get("feature_spec_hash")
     if expected_hash and expected_hash != episodes.spec_hash:
         raise ValueError(f"model {artifact.model_id} was trained on feature spec {expected_hash}, "
@@ -126,7 +128,7 @@ def run_evaluation(model: str | Path | ModelArtifact, start: date, end: date, *,
     report(0.1, "agent")
     agent = evaluate(AgentPolicy(artifact.network), tape, config, seed=seed, keep_states=True)
     baselines = []
-    for k, policy in enumerate(baseline_policies()):
+    for k, policy in enumerate(baseline_policies(data_edge)):
         report(0.3 + 0.15 * k, f"baseline {policy.name}")
         baselines.append(evaluate(policy, tape, config, seed=seed))
     report(0.75, "checkpoints")
@@ -134,7 +136,7 @@ def run_evaluation(model: str | Path | ModelArtifact, start: date, end: date, *,
     stability = checkpoint_stability(networks, agent.states)
     report(0.85, "report")
     window = {"from": start.isoformat(), "to": end.isoformat(), "symbols": list(chosen), "seed": seed,
-              "source": data_source}
+              "source": data_source, **({"data_seed": data_seed, "edge": data_edge} if data_source == "synthetic" else {})}
     model_info = {"id": artifact.model_id, "job_id": artifact.job_id, "artifact": str(artifact.directory),
                   "train_window": artifact.manifest.get("data_window")}
     diagnostics = job_diagnostics(database_url, artifact.job_id)
