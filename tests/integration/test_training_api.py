@@ -36,7 +36,8 @@ def api(redis_url: str, migrated_database_url: str, tmp_path: Path, stream_prefi
 
 def test_posting_a_job_enqueues_it_on_the_training_queue_as_json(api: TestClient, redis_url: str,
                                                                   stream_prefix: str) -> None:
-    response = api.post("/v1/training-jobs", json=CONFIG, headers=headers("trainer-key", **{"Idempotency-Key": "k1"}))
+    response = api.post("/v1/training-jobs", json={**CONFIG, "preset": "seed", "ppo": {"n_epochs": 3}},
+                        headers=headers("trainer-key", **{"Idempotency-Key": "k1"}))
     assert response.status_code == 202, response.text
     body = response.json()
     assert body["id"] == job_id_for_key("k1", stream_prefix) != job_id_for_key("k1") and body["state"] == "queued"
@@ -47,10 +48,17 @@ def test_posting_a_job_enqueues_it_on_the_training_queue_as_json(api: TestClient
     assert Queue(TRAINING_QUEUE, connection=connection).count == 0  # the stack's own queue, not the shared one
     job = Job.fetch(body["id"], connection=connection, serializer=JSONSerializer)
     assert job.func_name == TRAINING_JOB_FUNC
-    assert job.args[0]["total_timesteps"] == 5000 and job.args[0]["ppo"]["ent_coef"] == 0.08
+    assert job.args[0]["total_timesteps"] == 5000 and job.args[0]["preset"] == "seed"
+    assert job.args[0]["ppo"]["ent_coef"] == 0.08 and job.args[0]["ppo"]["n_epochs"] == 3  # preset + override
+    assert job.args[0]["data_source"] == "database"
     assert job.retries_left == 3
     view = api.get(f"/v1/training-jobs/{body['id']}", headers=headers("reader-key")).json()
     assert view["state"] == "queued" and view["config"]["symbols"] == ["SPY", "QQQ"] and view["diagnostics"] == []
+
+
+def test_an_unknown_preset_is_a_422_naming_the_known_ones(api: TestClient) -> None:
+    response = api.post("/v1/training-jobs", json={**CONFIG, "preset": "nope"}, headers=headers("trainer-key"))
+    assert response.status_code == 422 and "unknown preset 'nope'" in response.text and "seed" in response.text
 
 
 def test_the_same_idempotency_key_and_config_give_the_same_job(api: TestClient, redis_url: str,
