@@ -1,9 +1,15 @@
-"""A fake Polygon REST server: ``/v2/aggs/ticker/{ticker}/range/{mult}/{timespan}/{from}/{to}``.
+"""A fake Polygon REST server: ``/v2/aggs/ticker/{ticker}/range/{mult}/{timespan}/{from}/{to}`` and
+``/v3/reference/options/contracts``.
 
 A real HTTP server on 127.0.0.1 (``http.server`` in a thread) answering with Polygon's JSON shape:
 ``results`` of ``t,o,h,l,c[,v,vw,n]`` (index tickers have no ``v``/``vw``/``n``), ``next_url``
 pagination with an opaque cursor, ``Authorization: Bearer`` checks (401), entitlement refusals
-(403), scripted failure bursts (429/5xx) and stalls (for timeouts).
+(403), scripted failure bursts (429/5xx) and stalls (for timeouts). Option aggregates are served
+under their ``O:`` tickers like any other; the contracts endpoint answers Polygon's v3 shape
+(``results`` of ``cfi, contract_type, exercise_style, expiration_date, primary_exchange,
+shares_per_contract, strike_price, ticker, underlying_ticker``, ``next_url`` with a cursor) and
+filters on ``underlying_ticker``, ``contract_type``, ``expiration_date``, ``as_of`` and
+``strike_price`` with its ``.gt/.gte/.lt/.lte`` modifiers.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ NEW_YORK = ZoneInfo("America/New_York")
 UNKNOWN_KEY = {"status": "ERROR", "error": "Unknown API Key"}
 NOT_ENTITLED = {"status": "NOT_AUTHORIZED",
                 "message": "You are not entitled to this data. Please upgrade your plan at https://polygon.io/pricing"}
+CONTRACTS_PATH = "/v3/reference/options/contracts"
 TOO_MANY = {"status": "ERROR",
             "error": "You've exceeded the maximum requests per minute, please wait or upgrade your subscription"}
 
@@ -63,6 +70,21 @@ def minute_bars(day: date, count: int, *, first_et: str = "09:30", price: float 
     return bars
 
 
+def option_contract(underlying: str, expiry: date, right: str, strike: float, root: str | None = None
+                    ) -> dict[str, Any]:
+    """One options-contracts result as Polygon sends it (``right`` is ``call`` or ``put``)."""
+    ticker = f"O:{root or underlying}{expiry:%y%m%d}{'C' if right == 'call' else 'P'}{round(strike * 1000):08d}"
+    return {"cfi": "OCASPS" if right == "call" else "OPASPS", "contract_type": right,
+            "exercise_style": "european" if underlying == "SPX" else "american",
+            "expiration_date": expiry.isoformat(), "primary_exchange": "BATO", "shares_per_contract": 100,
+            "strike_price": strike, "ticker": ticker, "underlying_ticker": underlying}
+
+
+_STRIKE_FILTERS = {"strike_price": lambda v, x: v == x, "strike_price.gte": lambda v, x: v >= x,
+                   "strike_price.gt": lambda v, x: v > x, "strike_price.lte": lambda v, x: v <= x,
+                   "strike_price.lt": lambda v, x: v < x}
+
+
 def _to_ms(value: str, end: bool) -> int:
     if value.isdigit():
         return int(value)
@@ -76,6 +98,8 @@ class FakePolygonRest(LoopbackHttpServer):
     def __init__(self, bars: dict[str, list[dict[str, Any]]] | None = None, *, api_key: str = "test-key",
                  page_size: int = 50_000) -> None:
         self.bars = bars or {}
+        self.contracts: list[dict[str, Any]] = []
+        """Options-contracts results (see :func:`option_contract`), listed and active forever."""
         self.api_key = api_key
         self.page_size = page_size
         self.script: deque[Scripted] = deque()
@@ -97,6 +121,34 @@ class FakePolygonRest(LoopbackHttpServer):
     def aggs_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.startswith("/v2/aggs/")]
 
+    def contracts_requests(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.path == CONTRACTS_PATH]
+
+    def _contracts_page(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        offset = 0
+        if "cursor" in query:  # like Polygon's, the cursor carries the whole query: next_url has nothing else
+            state = json.loads(base64.urlsafe_b64decode(query["cursor"][0]).decode())
+            offset, query = state["offset"], state["query"]
+        selected = list(self.contracts)
+        for name in ("underlying_ticker", "contract_type", "expiration_date"):
+            if name in query:
+                selected = [c for c in selected if str(c[name]) == query[name][0]]
+        if "as_of" in query:  # contracts are listed before they expire and stop being active after
+            selected = [c for c in selected if c["expiration_date"] >= query["as_of"][0]]
+        for name, keep in _STRIKE_FILTERS.items():
+            if name in query:
+                bound = float(query[name][0])
+                selected = [c for c in selected if keep(float(c["strike_price"]), bound)]
+        selected.sort(key=lambda c: c["ticker"])
+        limit = min(int(query.get("limit", ["10"])[0]), 1000)
+        body: dict[str, Any] = {"results": selected[offset:offset + limit], "status": "OK",
+                                "request_id": f"req-{len(self.requests)}"}
+        if offset + limit < len(selected):
+            state = {"offset": offset + limit, "query": query}
+            cursor = base64.urlsafe_b64encode(json.dumps(state).encode()).decode()
+            body["next_url"] = f"{self.url}{CONTRACTS_PATH}?cursor={cursor}"
+        return body
+
     # -- request handling ------------------------------------------------------------------------
 
     def _answer(self, path: str, query: dict[str, list[str]], authorization: str | None,
@@ -112,6 +164,8 @@ class FakePolygonRest(LoopbackHttpServer):
             return scripted.status, scripted.body, scripted.headers
         if authorization != f"Bearer {self.api_key}":
             return 401, UNKNOWN_KEY, {}
+        if path == CONTRACTS_PATH:
+            return 200, self._contracts_page(query), {}
         parts = [unquote(p) for p in path.strip("/").split("/")]
         if len(parts) != 9 or parts[:3] != ["v2", "aggs", "ticker"] or parts[4] != "range":
             return 404, {"status": "NOT_FOUND", "message": "Not found"}, {}

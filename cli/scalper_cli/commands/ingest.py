@@ -208,6 +208,47 @@ def import_file(
 
 
 @app.command()
+def options(
+    underlying: Annotated[str, typer.Option("--underlying", help="Underlying ticker: SPY, QQQ or I:SPX")],
+    start: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD, New York date)")],
+    end: Annotated[str, typer.Option("--to", help="Last day, inclusive")],
+    strikes_around: Annotated[int, typer.Option(
+        "--strikes-around", min=0, max=50, help="Listed strikes beyond the day's low and high, each side")] = 5,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Ignore the download cache")] = False,
+) -> None:
+    """Real option minute bars: the same-day contracts near the money of --underlying -> option_bars.
+
+    Needs POLYGON_API_KEY on a plan that covers options (a plan without them gets a clear 403 error).
+    """
+    from scalper_ingestion.options import OptionBarWriter, PolygonOptionsSource, run_option_backfill
+    from scalper_ingestion.sources.cache import AggsCache
+    from scalper_ingestion.sources.polygon_rest import PolygonError, PolygonRestSource, RestPolicy
+
+    (ticker,) = _symbols(underlying)
+    first, last = parse_day(start, "--from"), parse_day(end, "--to")
+    if last < first:
+        raise typer.BadParameter(f"--to {end} is before --from {start}")
+    with ingestion_context() as ctx:
+        settings = ctx.settings
+        if not settings.polygon_api_key:
+            raise typer.BadParameter("option bars come from Polygon: set POLYGON_API_KEY")
+        bars = PolygonRestSource(settings.polygon_api_key, [ticker], first, last,
+                                 cache=AggsCache(settings.polygon_cache_dir), refresh=refresh,
+                                 policy=RestPolicy(requests_per_minute=settings.polygon_requests_per_minute),
+                                 base_url=settings.polygon_rest_url)
+        source = PolygonOptionsSource(bars, ticker, strikes_around=strikes_around)
+        with _progress() as progress:
+            task = progress.add_task("", total=None, label="options")
+            try:
+                total = run_option_backfill(source, OptionBarWriter(ctx.engine), on_batch=lambda b, r: progress.update(
+                    task, advance=1, description=f"{b.contract.ticker} {b.day}: {r.received} bars"))
+            except PolygonError as error:
+                console.print(f"[red]error:[/] {error}", highlight=False)
+                raise typer.Exit(1) from None
+    console.print(f"option bars: {summary(total).split('; ')[0]}", soft_wrap=True)
+
+
+@app.command()
 def live() -> None:
     """Run the Polygon websocket feed (INGESTION_SYMBOLS) until Ctrl-C."""
     stop = threading.Event()

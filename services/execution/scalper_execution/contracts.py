@@ -1,54 +1,25 @@
-"""Option contracts the service trades: OCC symbols and the modelled quote of a held strike."""
+"""Option contracts the service trades: OCC symbols (``core.occ``) and the modelled quote of a held strike."""
 
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 
 from scalper_shared.core.calendar import TradingDay, session_date, trading_day
+from scalper_shared.core.occ import OCC_ROOTS, OccParts, occ_symbol, parse_occ
 from scalper_shared.core.premium import (
     PremiumModelConfig,
     annualised,
     ewma_vol_step,
-    normalise_symbol,
     per_minute_variance,
     quote,
 )
 from scalper_shared.schema.messages import Bar, OptionRight
 
-OCC_ROOTS = {"SPX": "SPXW"}
-"""Same-day SPX options are the PM-settled weeklys, root SPXW; other roots are the symbol itself."""
-_OCC = re.compile(r"^(?P<root>[A-Z]{1,6})(?P<ymd>\d{6})(?P<cp>[CP])(?P<strike>\d{8})$")
 BAR_LENGTH = timedelta(minutes=1)
-
-
-def occ_symbol(symbol: str, expiry: date, right: OptionRight, strike: float) -> str:
-    """``SPY250701C00617000``: root, YYMMDD expiry, C/P, strike x 1000 on 8 digits (no padding)."""
-    root = OCC_ROOTS.get(normalise_symbol(symbol), normalise_symbol(symbol))
-    letter = "C" if right is OptionRight.CALL else "P"
-    return f"{root}{expiry:%y%m%d}{letter}{round(strike * 1000):08d}"
-
-
-@dataclass(frozen=True, slots=True)
-class OccParts:
-    root: str
-    expiry: date
-    right: OptionRight
-    strike: float
-
-
-def parse_occ(option_symbol: str) -> OccParts:
-    match = _OCC.match(option_symbol)
-    if not match:
-        raise ValueError(f"{option_symbol!r} is not an OCC option symbol such as SPY250701C00617000")
-    ymd = match["ymd"]
-    expiry = date(2000 + int(ymd[:2]), int(ymd[2:4]), int(ymd[4:]))
-    right = OptionRight.CALL if match["cp"] == "C" else OptionRight.PUT
-    return OccParts(match["root"], expiry, right, int(match["strike"]) / 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,3 +75,6 @@ class MarketState:
         bid, mid, ask = quote(self.symbol, self.last_bar.close, strike, right, minutes_left,
                               self.vol_input(), minute_of_day, config)
         return OptionQuote(float(bid), float(np.asarray(mid)), float(ask), self.as_of)
+
+
+__all__ = ["BAR_LENGTH", "OCC_ROOTS", "MarketState", "OccParts", "OptionQuote", "occ_symbol", "parse_occ"]

@@ -16,7 +16,7 @@ refused; and a bar whose open or close leaves the median close of its neighbours
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -55,6 +55,7 @@ REASONS: tuple[str, ...] = (
 )
 KEY = ["symbol", "start"]
 SYMBOL_PATTERN = r"^[A-Z0-9:.]{1,16}$"  # the wire schema's Symbol (scalper_shared.schema.messages)
+OPTION_TICKER_PATTERN = r"^O:[A-Z]{1,6}\d{6}[CP]\d{8}$"  # Polygon's option tickers: O: + OCC symbol
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +74,12 @@ class QualityRules:
     spike_atr_multiple: float = 100.0
     spike_window: int = 31
     spike_min_bars: int = 5
+    symbol_pattern: str = SYMBOL_PATTERN
+    """What a valid ``symbol`` looks like (option bars use :data:`OPTION_TICKER_PATTERN`)."""
 
     def at(self, now: datetime) -> QualityRules:
         """These rules with the clock reading ``now``."""
-        return QualityRules(now, self.earliest, self.future_allowance, self.max_price, self.max_volume,
-                            self.max_trade_count, self.spike_atr_multiple, self.spike_window, self.spike_min_bars)
+        return replace(self, now=now)
 
 
 DEFAULT_RULES = QualityRules()
@@ -112,7 +114,7 @@ def _row_rules(bars: pd.DataFrame, rules: QualityRules) -> list[tuple[str, pd.Se
     counts = bars["trade_count"].astype("Float64")
     return [
         (MISSING_SYMBOL, symbol.isna() | (symbol.astype(str).str.strip() == "")),
-        (INVALID_SYMBOL, ~symbol.astype(str).str.fullmatch(SYMBOL_PATTERN)),
+        (INVALID_SYMBOL, ~symbol.astype(str).str.fullmatch(rules.symbol_pattern)),
         (INVALID_TIMESTAMP, starts.isna()),
         (FUTURE_TIMESTAMP, (starts > pd.Timestamp(now + rules.future_allowance)).fillna(False)),
         (BEFORE_EARLIEST, (starts < pd.Timestamp(rules.earliest)).fillna(False)),

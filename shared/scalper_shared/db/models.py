@@ -77,6 +77,44 @@ class BarRow(Base):
 bars: Table = BarRow.__table__  # type: ignore[assignment]
 
 
+class OptionBarRow(Base):
+    """One 1-minute aggregate of one option contract (Polygon ``O:`` ticker); ``start`` opens the minute.
+
+    ``underlying`` is the bars-table symbol the contract was chosen for (``SPY``, ``I:SPX``); the
+    contract's expiry, right and strike come from its OCC symbol. Written by ``scalper ingest options``.
+    """
+
+    __tablename__ = "option_bars"
+    __table_args__ = (
+        CheckConstraint("high >= low", name="high_not_below_low"),
+        CheckConstraint("open BETWEEN low AND high AND close BETWEEN low AND high", name="open_close_in_range"),
+        CheckConstraint("volume >= 0", name="volume_not_negative"),
+        CheckConstraint("option_right IN ('call', 'put')", name="right_known"),
+        CheckConstraint("strike > 0", name="strike_positive"),
+        Index("ix_option_bars_underlying_start", "underlying", "start"),
+    )
+
+    ticker: Mapped[str] = mapped_column(Text(collation="C"), primary_key=True)
+    start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    underlying: Mapped[str] = mapped_column(Text(collation="C"))
+    expiry: Mapped[date] = mapped_column(Date)
+    option_right: Mapped[str] = mapped_column(Text)
+    strike: Mapped[float] = mapped_column(Double)
+    open: Mapped[float] = mapped_column(Double)
+    high: Mapped[float] = mapped_column(Double)
+    low: Mapped[float] = mapped_column(Double)
+    close: Mapped[float] = mapped_column(Double)
+    volume: Mapped[float | None] = mapped_column(Double)
+    vwap: Mapped[float | None] = mapped_column(Double)
+    trade_count: Mapped[int | None] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(Text)
+    ingested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+option_bars: Table = OptionBarRow.__table__  # type: ignore[assignment]
+
+
 # ---------------------------------------------------------------------------------------------
 # Execution service (revision 'exec0001'): orders, fills, positions, trades, day P&L, risk events,
 # and the paper broker's own book (the simulated venue, kept apart from what execution believes).

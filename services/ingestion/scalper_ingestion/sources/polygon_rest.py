@@ -238,6 +238,12 @@ class PolygonRestSource:
                                           limit=50000))
         return _aggs_frame(aggs)
 
+    def raw_day(self, symbol: str, trading_day: TradingDay) -> pd.DataFrame:
+        """Raw aggregates of ``symbol`` (any Polygon ticker, ``O:`` options included) on one trading day,
+        from the cache when it has them, else fetched (and cached once the day is complete)."""
+        frames = [raw for day, raw in self._raw_days(symbol, [trading_day]) if day == trading_day.day]
+        return frames[0] if frames else empty_raw()
+
     def _raw_days(self, symbol: str, days: list[TradingDay]) -> Iterator[tuple[date | None, pd.DataFrame]]:
         pending: list[TradingDay] = []
         for trading_day in days:
