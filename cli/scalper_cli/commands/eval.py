@@ -38,9 +38,9 @@ def _day(value: str, option: str) -> date:
 
 def request_body(model: str, start: date, end: date, symbols: str | None, seed: int, source: str,
                  checkpoints: bool, premium: dict[str, Any] | None = None, data_seed: int = 0,
-                 data_edge: str = "none") -> dict[str, Any]:
+                 data_edge: str = "none", fills: str = "model") -> dict[str, Any]:
     body: dict[str, Any] = {"model_id": model, "start": start.isoformat(), "end": end.isoformat(), "seed": seed,
-                            "data_source": source, "checkpoints": checkpoints}
+                            "data_source": source, "checkpoints": checkpoints, "fills": fills}
     if premium is not None:
         body["premium"] = premium
     if source == "synthetic":
@@ -82,10 +82,16 @@ def show(metrics: dict[str, Any]) -> None:
     console.print(f"trades/day {metrics['trades_per_day']['mean_per_day']:.1f} | win rate {perf['win_rate']} | "
                   f"profit factor {perf['profit_factor']} | max drawdown ${perf['max_drawdown']:,.2f} | "
                   f"PSR {perf['probabilistic_sharpe_ratio']}", highlight=False)
+    fills = metrics.get("fills") or {}
+    if fills.get("mode") == "real":
+        agent = fills.get("agent") or {}
+        console.print(f"fills: {agent.get('real', 0)} of {agent.get('fills', 0)} of the agent's from real option bars "
+                      f"({fills.get('option_bars', 0)} bars stored), the rest from the premium model", highlight=False)
 
 
 def run_local(model: str, start: date, end: date, symbols: str | None, seed: int, source: str, checkpoints: bool,
-              out: Path | None, premium: Any = None, data_seed: int = 0, data_edge: str = "none") -> Path:
+              out: Path | None, premium: Any = None, data_seed: int = 0, data_edge: str = "none",
+              fills: str = "model") -> Path:
     from scalper_trainer.evaluation import run_evaluation
 
     settings = load_settings(ServiceSettings)
@@ -98,7 +104,7 @@ def run_local(model: str, start: date, end: date, symbols: str | None, seed: int
             model, start, end, artifacts_dir=settings.artifacts_dir, out_dir=out_dir,
             database_url=settings.database_url, symbols=[s.strip() for s in symbols.split(",")] if symbols else None,
             seed=seed, data_source=source, data_seed=data_seed, data_edge=data_edge, checkpoints=checkpoints,
-            premium=premium,
+            premium=premium, fills=fills,
             progress=lambda fraction, stage: bar.update(task, completed=fraction, description=stage))
     show(outcome.metrics)
     return outcome.paths.html
@@ -123,6 +129,9 @@ def evaluate(
     poll_s: Annotated[float, typer.Option(help="Seconds between polls of the API")] = 1.0,
     premium_config: Annotated[Path | None, typer.Option(
         "--premium-config", help="PremiumModelConfig JSON to price with (default: the model's own)")] = None,
+    fills: Annotated[str, typer.Option(
+        "--fills", help="model, or real: fills from stored option bars (scalper ingest options) where they exist")
+    ] = "model",
 ) -> None:
     """Evaluate --model over --from..--to against always-HOLD, random and momentum-rule baselines (and
     edge_rule on a synthetic market with --synthetic-edge momentum)."""
@@ -135,10 +144,14 @@ def evaluate(
         raise typer.BadParameter(f"--synthetic-edge {synthetic_edge!r}: one of {', '.join(MARKET_EDGES)}")
     if source != "synthetic" and (synthetic_edge != "none" or synthetic_seed != 0):
         raise typer.BadParameter("--synthetic-seed and --synthetic-edge need --source synthetic")
+    if fills not in ("model", "real"):
+        raise typer.BadParameter(f"--fills {fills!r}: model or real")
+    if fills == "real" and source != "database":
+        raise typer.BadParameter("--fills real needs --source database (real option bars are stored there)")
     premium = load_premium_config(premium_config) if premium_config is not None else None
     if local:
         report = run_local(model, first, last, symbols, seed, source, checkpoints, out, premium, synthetic_seed,
-                           synthetic_edge)
+                           synthetic_edge, fills)
         console.print(f"report: {report}", highlight=False)
         return
     settings = load_settings(ApiClientSettings)
@@ -146,7 +159,7 @@ def evaluate(
         accepted = checked(http.post("/v1/evaluations",
                                      json=request_body(model, first, last, symbols, seed, source, checkpoints,
                                                        premium.model_dump(mode="json") if premium else None,
-                                                       synthetic_seed, synthetic_edge)))
+                                                       synthetic_seed, synthetic_edge, fills)))
         view = follow(http, accepted["id"], poll_s)
         if view["status"] != "finished":
             errors.print(f"[red]evaluation {view['id']} failed:[/] {view.get('error')}", highlight=False)

@@ -42,6 +42,8 @@ class EvaluationRequest(BaseModel):
                             "'momentum' adds the edge_rule baseline")
     checkpoints: bool = Field(True, description="Compare the training checkpoints' action distributions")
     premium: PremiumModelConfig | None = Field(None, description="Premium model for the prices (default: the model's own)")
+    fills: Literal["model", "real"] = Field(
+        "model", description="real: fills from stored real option bars where they exist (database source)")
 
     @field_validator("symbols")
     @classmethod

@@ -34,7 +34,7 @@ def execute_evaluation(engine: Engine, evaluation_id: str, request: EvaluationRe
             out_dir=report_dir_for(artifacts_dir, evaluation_id), database_url=database_url,
             symbols=request.symbols, seed=request.seed, data_source=request.data_source,
             data_seed=request.data_seed, data_edge=request.data_edge, checkpoints=request.checkpoints,
-            premium=request.premium,
+            premium=request.premium, fills=request.fills,
             progress=lambda fraction, stage: set_progress(engine, evaluation_id, fraction, stage))
     except Exception as exc:
         logger.exception("evaluation %s of model %s failed", evaluation_id, request.model_id)

@@ -26,6 +26,7 @@ from scalper_shared.schema.training import Diagnostics
 from scalper_trainer.env import EnvConfig, EpisodeSet, MarketTape, load_episodes, synthetic_episodes
 from scalper_trainer.evaluation.engine import EvaluationResult, evaluate
 from scalper_trainer.evaluation.policies import AgentPolicy, baseline_policies
+from scalper_trainer.evaluation.real_fills import FILL_MODES, load_option_closes, reprice_fills
 from scalper_trainer.evaluation.report import ReportPaths, build_metrics, write_report
 from scalper_trainer.evaluation.stability import checkpoint_networks, checkpoint_stability
 from scalper_trainer.registry import MANIFEST_FILE, POLICY_FILE
@@ -107,10 +108,15 @@ def run_evaluation(model: str | Path | ModelArtifact, start: date, end: date, *,
                    out_dir: Path, database_url: str | None = None, symbols: Sequence[str] | None = None,
                    seed: int = 0, data_source: str = "database", data_seed: int = 0, data_edge: str = "none",
                    checkpoints: bool = True, progress: StageCallback | None = None,
-                   premium: PremiumModelConfig | None = None) -> EvaluationOutcome:
+                   premium: PremiumModelConfig | None = None, fills: str = "model") -> EvaluationOutcome:
     """Evaluate ``model`` on ``start..end`` against the baselines and write the report into ``out_dir``.
 
-    Prices use the premium model saved with the model, or ``premium`` when given."""
+    Prices use the premium model saved with the model, or ``premium`` when given; ``fills="real"``
+    reprices every fill that has a stored real option bar (:mod:`.real_fills`)."""
+    if fills not in FILL_MODES:
+        raise ValueError(f"fills must be one of {FILL_MODES}, got {fills!r}")
+    if fills == "real" and (data_source != "database" or database_url is None):
+        raise ValueError("real fills come from the option_bars table: they need the database source")
     report = progress or (lambda _fraction, _stage: None)
     artifact = model if isinstance(model, ModelArtifact) else load_artifact(model, artifacts_dir)
     chosen = tuple(symbols or artifact.symbols)
@@ -131,6 +137,15 @@ def run_evaluation(model: str | Path | ModelArtifact, start: date, end: date, *,
     for k, policy in enumerate(baseline_policies(data_edge)):
         report(0.3 + 0.15 * k, f"baseline {policy.name}")
         baselines.append(evaluate(policy, tape, config, seed=seed))
+    fill_summary: dict[str, Any] = {"mode": "model"}
+    if fills == "real":
+        assert database_url is not None
+        closes = load_option_closes(database_url, chosen, start, end)
+        agent, agent_fills = reprice_fills(agent, tape, config, closes)
+        repriced = [reprice_fills(b, tape, config, closes) for b in baselines]
+        baselines = [b for b, _ in repriced]
+        fill_summary = {"mode": "real", "option_bars": len(closes), agent.policy: agent_fills,
+                        **{b.policy: s for b, s in repriced}}
     report(0.75, "checkpoints")
     networks = checkpoint_networks(artifacts_dir, artifact.job_id) if checkpoints and artifact.job_id else []
     stability = checkpoint_stability(networks, agent.states)
@@ -142,6 +157,7 @@ def run_evaluation(model: str | Path | ModelArtifact, start: date, end: date, *,
     diagnostics = job_diagnostics(database_url, artifact.job_id)
     metrics = build_metrics(agent, baselines, config, model=model_info, window=window, stability=stability, seed=seed,
                             diagnostics=diagnostics)
+    metrics["fills"] = fill_summary
     paths = write_report(metrics, agent, baselines, out_dir)
     logger.info("model %s evaluated on %s..%s: %s", artifact.model_id, start, end, metrics["summary"])
     report(1.0, "done")
