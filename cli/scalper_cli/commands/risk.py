@@ -30,7 +30,8 @@ def _show(view: dict[str, Any]) -> None:
     table = Table(title="risk state", show_header=False)
     for key in ("trading_state", "pnl_today", "realised_pnl_today", "trades_today", "open_positions",
                 "open_orders"):
-        table.add_row(key, str(view.get(key)))
+        value = view.get(key)
+        table.add_row(key, f"{value:,.2f}" if isinstance(value, float) else str(value))  # dollars to the cent
     console.print(table)
 
 

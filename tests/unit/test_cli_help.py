@@ -1,0 +1,79 @@
+"""``scalper --help`` stays fast (it imports no command module), every command loads on demand, leaf
+commands are commands (not groups), and help texts are clean terminal text."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+import typer
+from typer.core import TyperGroup
+from click.testing import Result
+from typer.testing import CliRunner
+
+from scalper_cli.main import COMMANDS, app, clean_help, load
+
+LEAF_COMMANDS = {"demo", "train", "eval", "paper", "tensorboard"}
+HEAVY_MODULES = ("pandas", "numpy", "sqlalchemy", "httpx", "scipy", "rich.progress", "scalper_shared.settings")
+
+
+def invoke(args: list[str]) -> Result:
+    return CliRunner().invoke(app, args, prog_name="scalper", env={"COLUMNS": "200"})
+
+
+def test_root_help_imports_no_command_module_and_nothing_heavy() -> None:
+    probe = ("import json, sys\n"
+             "from scalper_cli.main import app\n"
+             "try:\n    app(['--help'], prog_name='scalper')\nexcept SystemExit:\n    pass\n"
+             "print(json.dumps(sorted(sys.modules)))\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    modules = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "Usage: scalper" in result.stdout
+    loaded = [m for m in modules if m.startswith("scalper_cli.commands") or m.split(".")[0] in ("scalper_ingestion",
+              "scalper_features", "scalper_trainer")]
+    assert not loaded, f"scalper --help imported {loaded}"
+    heavy = [m for m in HEAVY_MODULES if m in modules]
+    assert not heavy, f"scalper --help imported {heavy}"
+
+
+def test_root_help_lists_every_command_with_its_summary() -> None:
+    output = invoke(["--help"]).output
+    for name, entry in COMMANDS.items():
+        assert f"{name} " in output and entry.summary in output, name
+    assert "<bool>" not in output and "``" not in output
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_loads_and_its_help_is_clean(name: str) -> None:
+    command = load(name, COMMANDS[name])
+    assert isinstance(command, TyperGroup) == (name not in LEAF_COMMANDS), f"{name}: leaf commands are not groups"
+    paths = [[name]] + [[name, sub] for sub in getattr(command, "commands", {})]
+    for path in paths:
+        result = invoke([*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert "``" not in result.output and "<bool>" not in result.output, (path, result.output)
+        assert ":mod:" not in result.output and "--install-completion" not in result.output, (path, result.output)
+        if name in LEAF_COMMANDS:
+            assert re.search(rf"Usage: scalper {name} \[OPTIONS\]\s*\n", result.output), result.output
+            assert "COMMAND [ARGS]" not in result.output
+
+
+def test_clean_help_removes_rst_markup_and_rewraps_paragraphs() -> None:
+    assert clean_help("``scalper train``: start\na job (:mod:`scalper_cli.demo`).\n\nSecond\n   part.") == \
+        "scalper train: start a job (scalper_cli.demo).\n\nSecond part."
+
+
+def test_a_command_module_is_imported_only_when_its_command_runs() -> None:
+    probe = ("import sys\nfrom scalper_cli.main import app\n"
+             "try:\n    app(['keys', 'new', '--name', 'probe'], prog_name='scalper')\nexcept SystemExit:\n    pass\n"
+             "print('keys' if 'scalper_cli.commands.keys' in sys.modules else '-', "
+             "'ingest' if 'scalper_cli.commands.ingest' in sys.modules else '-')\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "keys -"
+
+
+def test_the_root_is_a_typer_app() -> None:
+    assert isinstance(app, typer.Typer)
