@@ -7,11 +7,11 @@ import json
 import re
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 import typer
 from typer.core import TyperGroup
-from click.testing import Result
 from typer.testing import CliRunner
 
 from scalper_cli.main import COMMANDS, app, clean_help, load
@@ -20,7 +20,7 @@ LEAF_COMMANDS = {"demo", "train", "eval", "paper", "tensorboard"}
 HEAVY_MODULES = ("pandas", "numpy", "sqlalchemy", "httpx", "scipy", "rich.progress", "scalper_shared.settings")
 
 
-def invoke(args: list[str]) -> Result:
+def invoke(args: list[str]) -> Any:
     return CliRunner().invoke(app, args, prog_name="scalper", env={"COLUMNS": "200"})
 
 
