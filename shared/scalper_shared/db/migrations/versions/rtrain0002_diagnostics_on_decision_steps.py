@@ -45,5 +45,6 @@ def downgrade() -> None:
     for name in ("details", "not_learning_warning", *NEW_DOUBLES, "updates"):
         op.drop_column("training_diagnostics", name)
     for name in OLD_COLUMNS:
-        kind = sa.Integer() if name == "validation_steps" else sa.Double()
+        kind: sa.types.TypeEngine[int] | sa.types.TypeEngine[float] = (
+            sa.Integer() if name == "validation_steps" else sa.Double())
         op.add_column("training_diagnostics", sa.Column(name, kind, nullable=name == "strong_setup_buy_rate"))
