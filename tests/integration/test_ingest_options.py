@@ -100,3 +100,28 @@ def test_contracts_near_money_takes_n_listed_strikes_beyond_the_range() -> None:
     assert sorted({c.strike for c in chosen}) == [97.5, 100.0, 101.0, 102.5]
     assert len(chosen) == 8
     assert sorted({c.strike for c in contracts_near_money(pool, 99.0, 101.5, 0)}) == [100.0, 101.0]
+
+
+def test_premium_check_reads_the_stored_option_bars(
+        database_url: str, redis_url: str, stream_prefix: str, tmp_path: Path) -> None:
+    import json
+
+    with fake_market() as fake:
+        env = _env(database_url, redis_url, stream_prefix, fake, tmp_path / "cache")
+        ingested = CliRunner().invoke(app, ["ingest", "options", "--underlying", "SPY", "--from", "2025-07-01",
+                                            "--to", "2025-07-01", "--strikes-around", "0"], env=env)
+        assert ingested.exit_code == 0, ingested.output
+        bars = CliRunner().invoke(app, ["ingest", "backfill", "--symbols", "SPY", "--from", "2025-07-01", "--to",
+                                        "2025-07-01", "--source", "polygon"], env=env)
+        assert bars.exit_code == 0, bars.output
+    out = tmp_path / "check.json"
+    result = CliRunner().invoke(app, ["premium", "check", "--option-bars", "SPY", "--from", "2025-07-01",
+                                      "--json", str(out)], env=env)
+    assert result.exit_code == 0, result.output
+    figures = json.loads(out.read_text())
+    stored = _stored(database_url)[1]
+    assert figures["n_quotes"] == stored == 8 * 30           # strikes 500..503, calls and puts, 30 minutes
+    atm = figures["buckets"]["atm"]
+    assert atm["n"] > 0 and atm["median_spread_real"] is None  # trade prints have no spread
+    empty = CliRunner().invoke(app, ["premium", "check", "--option-bars", "QQQ", "--from", "2025-07-01"], env=env)
+    assert empty.exit_code == 2 and "no stored option bars" in empty.output

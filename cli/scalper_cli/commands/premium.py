@@ -19,7 +19,7 @@ from rich.table import Table
 app = typer.Typer(help=__doc__, no_args_is_help=True)
 console = Console(width=160)
 errors = Console(stderr=True)
-Quotes = Annotated[list[Path], typer.Option("--quotes", help="Tidy quote file(s) (.csv or .csv.gz); repeat")]
+Quotes = Annotated[list[Path] | None, typer.Option("--quotes", help="Tidy quote file(s) (.csv or .csv.gz); repeat")]
 Bars = Annotated[Path | None, typer.Option("--bars", help="1-minute bars of the underlying (Polygon columns t,c)")]
 
 
@@ -53,16 +53,56 @@ def _read_csv(path: Path, what: str) -> Any:
         raise fail(f"cannot read {what} {path}: {error}") from None
 
 
-def read_quotes(paths: list[Path]) -> Any:
+def read_quotes(paths: list[Path] | None) -> Any:
     import pandas as pd
 
     if not paths:
-        raise fail("give at least one --quotes FILE")
+        raise fail("give at least one --quotes FILE (or --option-bars SYMBOL --from D --to D)")
     return pd.concat([_read_csv(p, "quotes") for p in paths], ignore_index=True)
+
+
+def stored_option_quotes(symbol: str, first: str | None, last: str | None) -> Any:
+    """The option bars ``scalper ingest options`` stored for ``symbol`` on ``first..last``, as tidy rows
+    (the close a trade print, the underlying from the bars table). DATABASE_URL from the environment."""
+    from datetime import date, datetime, timedelta
+
+    import pandas as pd
+    from sqlalchemy import select
+
+    from scalper_shared.core.calendar import NEW_YORK
+    from scalper_shared.core.premium_fit import option_bars_as_quotes
+    from scalper_shared.db import make_engine
+    from scalper_shared.db.models import bars, option_bars
+    from scalper_shared.settings import ServiceSettings, load_settings
+
+    try:
+        start, end = date.fromisoformat(first or ""), date.fromisoformat(last or first or "")
+    except ValueError:
+        raise fail("--option-bars needs --from YYYY-MM-DD (and optionally --to)") from None
+    lower = datetime.combine(start, datetime.min.time(), tzinfo=NEW_YORK)
+    upper = datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=NEW_YORK)
+    engine = make_engine(load_settings(ServiceSettings).database_url)
+    try:
+        with engine.connect() as connection:
+            options = pd.DataFrame(connection.execute(select(
+                option_bars.c.ticker, option_bars.c.start, option_bars.c.underlying, option_bars.c.expiry,
+                option_bars.c.option_right, option_bars.c.strike, option_bars.c.close).where(
+                option_bars.c.underlying == symbol, option_bars.c.start >= lower, option_bars.c.start < upper)).all(),
+                columns=["ticker", "start", "underlying", "expiry", "option_right", "strike", "close"])
+            underlying = pd.DataFrame(connection.execute(select(bars.c.symbol, bars.c.start, bars.c.close).where(
+                bars.c.symbol == symbol, bars.c.start >= lower, bars.c.start < upper)).all(),
+                columns=["symbol", "start", "close"])
+    finally:
+        engine.dispose()
+    return option_bars_as_quotes(options, underlying)
 
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:+.1%}" if value < 0 else f"{value:.1%}"
+
+
+def _dollars(value: float | None) -> str:
+    return "-" if value is None else f"${value:.2f}"
 
 
 def _rows_table(title: str, rows: dict[str, dict[str, Any]], first: str) -> Table:
@@ -76,7 +116,7 @@ def _rows_table(title: str, rows: dict[str, dict[str, Any]], first: str) -> Tabl
             continue
         table.add_row(name, str(stats["n"]), _pct(stats["median_rel_error"]), f"{stats['median_abs_rel_error']:.1%}",
                       f"{stats['p90_abs_rel_error']:.1%}", f"{stats['share_within_25pct']:.0%}",
-                      f"${stats['median_spread_model']:.2f}", f"${stats['median_spread_real']:.2f}")
+                      _dollars(stats["median_spread_model"]), _dollars(stats["median_spread_real"]))
     return table
 
 
@@ -100,16 +140,30 @@ def show_report(report: dict[str, Any]) -> None:
 
 @app.command()
 def check(
-    quotes: Quotes,
+    quotes: Quotes = None,
     bars: Bars = None,
     premium_config: Annotated[Path | None, typer.Option("--premium-config", help="PremiumModelConfig JSON")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures as JSON here")] = None,
+    stored: Annotated[str | None, typer.Option(
+        "--option-bars", help="Also check the option bars stored for this underlying (scalper ingest options)")] = None,
+    first: Annotated[str | None, typer.Option("--from", help="First day of --option-bars (YYYY-MM-DD)")] = None,
+    last: Annotated[str | None, typer.Option("--to", help="Last day of --option-bars (default: --from)")] = None,
 ) -> None:
-    """Compare the premium model with real quotes: errors by moneyness and hour, ATM round-trip cost."""
+    """Compare the premium model with real quotes: errors by moneyness and hour, ATM round-trip cost.
+
+    Stored option bars are trade prints: their close stands for the mid, and they have no spread."""
+    import pandas as pd
+
     from scalper_shared.core.premium_fit import QuoteDataError, check_report, prepare_quotes
 
     config = load_premium_config(premium_config)
-    frame = read_quotes(quotes)
+    try:
+        parts = [read_quotes(quotes)] if quotes or stored is None else []
+        if stored is not None:
+            parts.append(stored_option_quotes(stored, first, last))
+    except QuoteDataError as error:
+        raise fail(str(error)) from None
+    frame = pd.concat(parts, ignore_index=True)
     bar_frame = _read_csv(bars, "bars") if bars is not None else None
     try:
         report = check_report(prepare_quotes(frame, bar_frame, config), config)

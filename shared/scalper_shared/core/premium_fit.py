@@ -109,7 +109,9 @@ def prepare_quotes(quotes: pd.DataFrame, bars: pd.DataFrame | None = None,
     """Clean quotes plus the model's inputs.
 
     Drops rows with a blank side, a crossed or locked quote (``ask <= bid``), a bad strike or right,
-    no underlying, or outside the regular session. The underlying is ``underlying_price``, else
+    no underlying, or outside the regular session. A row with a blank bid and ask but a ``close``
+    (a trade print: stored option bars, :func:`option_bars_as_quotes`) is kept with that close as
+    its mid and no spread. The underlying is ``underlying_price``, else
     ``pcp_forward``, else the close of the 1-minute ``bars`` (Polygon columns ``t, c``; ``t`` the
     bar start) ending at that instant. The vol input runs over the bars when given (so their earlier
     sessions warm it up), else over the quotes' own underlying minute series, in day order.
@@ -127,11 +129,13 @@ def prepare_quotes(quotes: pd.DataFrame, bars: pd.DataFrame | None = None,
             dropped[reason] = dropped.get(reason, 0) + count
             frame = frame[~mask]
 
-    for column in ("ts_utc_ms", "strike", "bid", "ask", "underlying_price", "pcp_forward"):
+    for column in ("ts_utc_ms", "strike", "bid", "ask", "underlying_price", "pcp_forward", "close"):
         if column in frame.columns:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    drop(frame["bid"].isna() | frame["ask"].isna(), "blank bid or ask")
-    drop(frame["ask"] <= frame["bid"], "crossed or locked")
+    frame["printed"] = ((frame["close"] > 0) & frame["bid"].isna() & frame["ask"].isna()
+                        if "close" in frame.columns else False)
+    drop(~frame["printed"] & (frame["bid"].isna() | frame["ask"].isna()), "blank bid or ask")
+    drop(~frame["printed"] & (frame["ask"] <= frame["bid"]), "crossed or locked")
     drop((frame["bid"] < 0) | frame["ts_utc_ms"].isna() | ~(frame["strike"] > 0), "bad price, time or strike")
     right = frame["right"].astype(str).str.upper().str[0]
     drop(~right.isin(("C", "P")), "unknown right")
@@ -163,6 +167,8 @@ def prepare_quotes(quotes: pd.DataFrame, bars: pd.DataFrame | None = None,
         del symbol
     frame["mid"] = (frame["bid"] + frame["ask"]) / 2
     frame["spread"] = frame["ask"] - frame["bid"]
+    if "close" in frame.columns:
+        frame["mid"] = frame["mid"].fillna(frame["close"])
     frame["log_moneyness"] = np.log(frame["strike"] / frame["spot"])
     frame["bucket"] = moneyness_bucket(frame["log_moneyness"].to_numpy(), frame["is_call"].to_numpy())
     return PreparedQuotes(frame.reset_index(drop=True), dropped)
@@ -190,13 +196,14 @@ def _error_stats(real_mid: np.ndarray, model_mid: np.ndarray, real_spread: np.nd
     if real_mid.size == 0:
         return {"n": 0}
     rel = model_mid / real_mid - 1.0
+    quoted = np.isfinite(real_spread)  # trade prints (stored option bars) have no spread
     return {"n": int(real_mid.size),
             "median_rel_error": float(np.median(rel)),
             "median_abs_rel_error": float(np.median(np.abs(rel))),
             "p90_abs_rel_error": float(np.percentile(np.abs(rel), 90)),
             "share_within_25pct": float(np.mean(np.abs(rel) <= 0.25)),
-            "median_spread_model": float(np.median(model_spread)),
-            "median_spread_real": float(np.median(real_spread))}
+            "median_spread_model": float(np.median(model_spread[quoted])) if quoted.any() else None,
+            "median_spread_real": float(np.median(real_spread[quoted])) if quoted.any() else None}
 
 
 def check_report(prepared: PreparedQuotes, config: PremiumModelConfig = DEFAULT_PREMIUM_CONFIG,
@@ -230,7 +237,8 @@ def check_report(prepared: PreparedQuotes, config: PremiumModelConfig = DEFAULT_
     for label in ROUND_TRIP_TIMES:
         hh, mm = (int(p) for p in label.split(":"))
         minute = (hh - 9) * 60 + mm - 30
-        rows = atm & (np.abs(frame["minute_of_day"].to_numpy() - minute) <= ROUND_TRIP_WINDOW_MINUTES)
+        rows = atm & np.isfinite(real_spread) & (
+            np.abs(frame["minute_of_day"].to_numpy() - minute) <= ROUND_TRIP_WINDOW_MINUTES)
         if not rows.any():
             report["round_trip"][label] = {"n": 0}
             continue
@@ -389,7 +397,8 @@ def calibrate(quotes: pd.DataFrame, bars: pd.DataFrame | None = None,
         skew_atm = np.asarray(skew_factor(z, config))
     floor = float(np.floor(0.9 * np.min(iv[atm]) * 100) / 100)
     config = config.model_copy(update={"vol_floor": max(floor, 0.01)})
-    near = np.isin(frame["bucket"].to_numpy(), ("atm", "otm_0.5_2")) & (frame["mid"].to_numpy() >= MIN_IV_MID)
+    near = (np.isin(frame["bucket"].to_numpy(), ("atm", "otm_0.5_2")) & (frame["mid"].to_numpy() >= MIN_IV_MID)
+            & np.isfinite(frame["spread"].to_numpy()))
     symbols = dict(config.symbols)
     for symbol in sorted(set(frame["symbol"])):
         if symbol not in symbols:
@@ -420,3 +429,34 @@ def _vol_prior(quotes: pd.DataFrame, bars: pd.DataFrame | None, config: PremiumM
     sigma = np.median(np.abs(r)) / 0.6745
     clipped = np.minimum(r * r, (config.vol_outlier_clip * sigma) ** 2)
     return round(float(np.sqrt(np.mean(clipped) * 252 * 390)), 4)
+
+
+def _epoch_ms(values: pd.Series) -> pd.Series:
+    """Epoch milliseconds of timestamps whatever their pandas resolution (ns, us from the database)."""
+    return (pd.to_datetime(values, utc=True) - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
+
+
+def option_bars_as_quotes(option_rows: pd.DataFrame, underlying_bars: pd.DataFrame) -> pd.DataFrame:
+    """Stored option bars (``ticker, start, underlying, expiry, option_right, strike, close``) as tidy
+    rows for :func:`prepare_quotes`: the close is a trade print (no bid or ask), the underlying the
+    close of its bar of the same minute (``underlying_bars``: ``symbol, start, close``)."""
+    if option_rows.empty:
+        raise QuoteDataError("no stored option bars in that window (run `scalper ingest options` first)")
+    end_ms = _epoch_ms(option_rows["start"]) + MINUTE_MS
+    spot = pd.Series(np.nan, index=option_rows.index)
+    if not underlying_bars.empty:
+        keyed = pd.Series(underlying_bars["close"].to_numpy(dtype=float), index=pd.MultiIndex.from_arrays(
+            [underlying_bars["symbol"].astype(str).to_numpy(),
+             _epoch_ms(underlying_bars["start"]).to_numpy()]))
+        keyed = keyed[~keyed.index.duplicated()]
+        lookup = pd.MultiIndex.from_arrays([option_rows["underlying"].astype(str).to_numpy(),
+                                            (end_ms - MINUTE_MS).to_numpy()])
+        spot = pd.Series(keyed.reindex(lookup).to_numpy(), index=option_rows.index)
+    return pd.DataFrame({
+        "ts_utc_ms": end_ms.to_numpy(), "underlying": option_rows["underlying"].astype(str).to_numpy(),
+        "root": option_rows["ticker"].astype(str).str.extract(r"^O:([A-Z]+)\d")[0].to_numpy(),
+        "expiry": option_rows["expiry"].astype(str).to_numpy(),
+        "right": np.where(option_rows["option_right"].astype(str) == "call", "C", "P"),
+        "strike": option_rows["strike"].to_numpy(dtype=float), "bid": np.nan, "ask": np.nan,
+        "underlying_price": spot.to_numpy(), "pcp_forward": np.nan,
+        "close": option_rows["close"].to_numpy(dtype=float)})
