@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import socket
+import time
 from datetime import UTC, date, datetime
 
 import pandas as pd
@@ -66,13 +67,38 @@ def test_request_window_is_the_new_york_day_in_utc_milliseconds():
 @pytest.mark.parametrize("status", [429, 500, 502, 503])
 def test_burst_of_failures_is_retried_with_exponential_backoff_then_succeeds(status):
     sleeper = FakeSleeper()
-    policy = RestPolicy(requests_per_minute=100, backoff_initial_s=2.0)
+    policy = RestPolicy(requests_per_minute=100, backoff_factor_s=2.0)
     with FakePolygonRest({"SPY": minute_bars(JULY_1, 10)}) as fake:
         fake.fail_next(status, times=3)
         frame = _all(_source(fake, ["SPY"], JULY_1, JULY_1, sleeper, policy))
         assert len(fake.aggs_requests()) == 4
     assert len(frame) == 10
-    assert sleeper.sleeps == [2.0, 4.0, 8.0]
+    assert sleeper.sleeps == [4.0, 8.0]  # urllib3's backoff: none before the first retry, then 2 x 2**(n-1)
+
+
+def test_retries_that_run_out_end_in_a_clear_error_naming_the_ticker_and_the_last_status():
+    sleeper = FakeSleeper()
+    with FakePolygonRest({"SPY": minute_bars(JULY_1, 10)}) as fake:
+        fake.fail_next(503, times=10)
+        source = _source(fake, ["SPY"], JULY_1, JULY_1, sleeper, RestPolicy(requests_per_minute=100, max_attempts=3))
+        with pytest.raises(PolygonUnavailable, match="Polygon SPY: gave up after 3 attempts, last HTTP 503"):
+            _all(source)
+        assert len(fake.aggs_requests()) == 3 == source.requests_sent
+
+
+def test_retry_after_is_honoured_in_real_time_not_doubled():
+    """Two 429s with ``Retry-After: 1``: the retries come after ~1 s each (the hand-written loop
+    answered them after 2 s, then 4 s)."""
+    with FakePolygonRest({"SPY": minute_bars(JULY_1, 10)}) as fake:
+        fake.fail_next(429, times=2, retry_after=1)
+        source = PolygonRestSource(KEY, ["SPY"], JULY_1, JULY_1, base_url=fake.url, clock=AFTER_JULY,
+                                   policy=RestPolicy(requests_per_minute=600, backoff_factor_s=8.0))
+        started = time.monotonic()
+        frame = _all(source)
+        elapsed = time.monotonic() - started
+        assert len(fake.aggs_requests()) == 3
+    assert len(frame) == 10
+    assert 2.0 <= elapsed < 3.5, f"two Retry-After: 1 took {elapsed:.2f}s"
 
 
 def test_retry_after_header_lengthens_the_backoff():
@@ -138,13 +164,13 @@ def test_401_is_a_clear_bad_key_error_naming_the_ticker():
 
 def test_read_timeout_is_applied_and_a_stalled_server_ends_in_a_clear_error():
     sleeper = FakeSleeper()
-    policy = RestPolicy(read_timeout_s=0.2, max_attempts=2, backoff_initial_s=1.0)
+    policy = RestPolicy(read_timeout_s=0.2, max_attempts=2, backoff_factor_s=1.0)
     with FakePolygonRest({"SPY": minute_bars(JULY_1, 5)}) as fake:
         fake.stall_s = 1.5  # answers correctly, but far too late
         with pytest.raises(PolygonUnavailable, match=r"SPY: gave up after 2 attempts.*timed out"):
             _all(_source(fake, ["SPY"], JULY_1, JULY_1, sleeper, policy))
         assert len(fake.aggs_requests()) == 2
-    assert sleeper.sleeps == [1.0]
+    assert sleeper.sleeps == []  # urllib3 retries a first failure at once
 
 
 def test_refused_connection_is_retried_then_reported():
@@ -157,7 +183,7 @@ def test_refused_connection_is_retried_then_reported():
                                monotonic=sleeper.monotonic, sleep=sleeper.sleep)
     with pytest.raises(PolygonUnavailable, match="gave up after 3 attempts, last transport failure"):
         _all(source)
-    assert source.requests_sent == 3 and sleeper.sleeps == [2.0, 4.0]
+    assert source.requests_sent == 3 and sleeper.sleeps == [4.0]
 
 
 def test_second_backfill_is_served_from_the_cache_and_refresh_pulls_again(tmp_path):
@@ -173,13 +199,26 @@ def test_second_backfill_is_served_from_the_cache_and_refresh_pulls_again(tmp_pa
                                  refresh=True))
         after_refresh = len(fake.aggs_requests())
     assert pulled == 2  # one range request per symbol
-    assert after_cached_run == pulled  # zero requests the second time
-    assert after_refresh == 2 * pulled
+    # the second time only I:SPX's July 1 and July 3 (no bars there, so never cached) are asked again
+    assert after_cached_run == pulled + 2
+    assert after_refresh == after_cached_run + 2
     assert len(first) == 140
     pd.testing.assert_frame_equal(first, second)
     pd.testing.assert_frame_equal(first, refreshed)
     assert second["volume"][second["symbol"] == "I:SPX"].isna().all()
-    assert cache.path("I:SPX", JULY_1).exists()  # a trading day with no bars is cached as empty
+    assert cache.path("I:SPX", JULY_2).exists() and cache.path("SPY", JULY_3).exists()
+    assert not cache.path("I:SPX", JULY_1).exists()  # a trading day without bars is not cached as complete
+
+
+def test_trading_days_without_bars_are_listed_and_an_empty_cached_day_is_asked_for_again(tmp_path):
+    cache = AggsCache(tmp_path / "cache")
+    cache.store("SPY", JULY_2, pd.DataFrame())  # what earlier versions cached for a day with no bars
+    with FakePolygonRest({"SPY": minute_bars(JULY_1, 5)}) as fake:
+        source = _source(fake, ["SPY"], JULY_1, JULY_3, FakeSleeper(), cache=cache)
+        frame = _all(source)
+        assert len(fake.aggs_requests()) == 1  # the empty cached July 2 counts as not cached
+    assert len(frame) == 5
+    assert source.empty_days == [("SPY", JULY_2), ("SPY", JULY_3)]
 
 
 def test_today_is_never_cached(tmp_path):

@@ -41,6 +41,7 @@ from scalper_ingestion.live import make_live_source, run_live
 from scalper_ingestion.replay import Pacer, parse_speed, replay_days
 from scalper_ingestion.settings import IngestionSettings, parse_symbols
 from scalper_ingestion.sources.files import FileFormatError
+from scalper_ingestion.sources.polygon_rest import PolygonError, PolygonRestSource
 from scalper_ingestion.sources.synthetic import SYMBOLS as SYNTHETIC_SYMBOLS
 from scalper_ingestion.writer import BarWriter, WriteResult
 from scalper_shared.bus import StreamProducer
@@ -185,7 +186,19 @@ def backfill(
             total = run_backfill(bar_source, ctx.writer(), on_batch=lambda r: progress.update(
                 task, advance=1, description=f"{r.received} bars"))
     console.print(summary(total), soft_wrap=True)
+    if isinstance(bar_source, PolygonRestSource):
+        warn_empty_days(bar_source.empty_days)
     check_not_all_quarantined("backfill", total)
+
+
+def warn_empty_days(empty: list[tuple[str, date]], shown: int = 8) -> None:
+    """One warning for the trading days Polygon had no bar for (they were not cached as complete)."""
+    if not empty:
+        return
+    listed = ", ".join(f"{symbol} {day}" for symbol, day in empty[:shown]) + (" ..." if len(empty) > shown else "")
+    console.print(f"warning: Polygon returned no bars for {len(empty)} trading symbol-day(s): {listed}. Is the range "
+                  "inside your plan's history and the ticker right (indices as I:SPX)? These days were not cached: "
+                  "a later backfill asks Polygon again.", soft_wrap=True, markup=False, highlight=False)
 
 
 @app.command("file")
@@ -266,6 +279,9 @@ def live() -> None:
             asyncio.run(run_live(make_live_source(ctx.settings), ctx.writer(), stop, on_batch=report))
         except KeyboardInterrupt:
             stop.set()
+        except PolygonError as error:
+            console.print(f"error: {error}", soft_wrap=True, markup=False, highlight=False)
+            raise typer.Exit(1) from None
     console.print(f"stopped; {summary(total[0])}", soft_wrap=True)
 
 

@@ -53,11 +53,14 @@ class AggsCache:
         return self.root / symbol.replace(":", "_") / f"{day.isoformat()}.parquet"
 
     def load(self, symbol: str, day: date) -> pd.DataFrame | None:
-        """The cached raw aggregates of ``symbol`` on ``day``, or None if not cached."""
+        """The cached raw aggregates of ``symbol`` on ``day``, or None if not cached. A cached day
+        without a row counts as not cached: a trading day Polygon had nothing for is asked for again
+        (earlier versions cached such days as complete)."""
         path = self.path(symbol, day)
         if not path.exists():
             return None
-        return conform_raw(pd.read_parquet(path))
+        raw = conform_raw(pd.read_parquet(path))
+        return raw if len(raw) else None
 
     def store(self, symbol: str, day: date, raw: pd.DataFrame) -> None:
         """Write atomically (temp file + rename): a crash never leaves a half-written day."""

@@ -2,9 +2,11 @@
 
 Every HTTP request, each pagination page and each retry included, goes through
 :class:`ThrottledPoolManager`, which replaces the client's urllib3 pool: it takes a token from a
-:class:`TokenBucket` (the plan's requests per minute), applies the connect/read timeouts (the client
-builds a ``urllib3.Timeout`` but never passes it on) and retries 429, 5xx and transport failures
-(``MaxRetryError``) with exponential backoff. 401/403 fail at once with :class:`PolygonAuthError`.
+:class:`TokenBucket` (the plan's requests per minute) and applies the connect/read timeouts (the client
+builds a ``urllib3.Timeout`` but never passes it on). Retries are urllib3's own :class:`Retry`
+(:class:`PolygonRetry`): 429 and 5xx answers, connect and read failures, ``Retry-After`` honoured
+(``respect_retry_after_header``: a ``Retry-After: 1`` is retried after 1 s), else exponential backoff;
+each retry takes a rate-limit token too. 401/403 fail at once with :class:`PolygonAuthError`.
 Retrying below the paginator means a failing page is retried alone, never the pages before it.
 """
 
@@ -44,17 +46,30 @@ class PolygonError(RuntimeError):
 
 
 class PolygonAuthError(PolygonError):
-    """401 (bad key) or 403 (plan not entitled): retrying cannot help."""
+    """401 (bad key) or 403 (plan not entitled): retrying cannot help. The message is one line that
+    says what to do."""
 
     def __init__(self, status: int, ticker: str, body: str) -> None:
-        why = "bad key" if status == 401 else "plan not entitled"
-        super().__init__(f"Polygon refused {ticker} with HTTP {status}: {why} ({body.strip()[:200]})")
+        if status == 401:
+            why = "bad key: check POLYGON_API_KEY (in .env or the environment) against your Polygon dashboard"
+        else:
+            why = (f"plan not entitled: your Polygon plan does not cover {ticker} or this date range; "
+                   f"drop {ticker} from --symbols, shorten the range, or upgrade the plan")
+        detail = " ".join(body.split())[:160]
+        super().__init__(f"Polygon refused {ticker} with HTTP {status}: {why}" + (f" (Polygon said: {detail})"
+                                                                                  if detail else ""))
         self.status = status
         self.ticker = ticker
 
 
 class PolygonUnavailable(PolygonError):
     """Retries were spent on 429/5xx answers or transport failures (timeouts, refused connections)."""
+
+    HINT = ("try again later; lower POLYGON_REQUESTS_PER_MINUTE if Polygon keeps answering 429, "
+            "check POLYGON_REST_URL and the network if it cannot be reached")
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"{message}; {self.HINT}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,16 +79,13 @@ class RestPolicy:
     requests_per_minute: float = 5.0
     burst: int | None = None  # tokens available at once; default: one minute's worth
     max_attempts: int = 6
-    backoff_initial_s: float = 2.0
+    backoff_factor_s: float = 2.0
+    """urllib3's ``backoff_factor``: no wait before the first retry, then ``factor * 2**(n-1)`` seconds
+    after the n-th consecutive failure (4, 8, 16 ... for 2.0); a ``Retry-After`` header replaces it."""
     backoff_max_s: float = 120.0
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 30.0
     max_days_per_request: int = 30  # ~1,000 bars a day; a page holds up to 50,000
-
-    def backoff(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait after failed attempt ``attempt`` (1-based), honouring ``Retry-After``."""
-        delay = min(self.backoff_max_s, self.backoff_initial_s * 2 ** (attempt - 1))
-        return max(delay, retry_after or 0.0)
 
 
 class TokenBucket:
@@ -119,55 +131,88 @@ def _ticker_of(url: str) -> str:
     return unquote(match.group(1)) if match else urlparse(url).path
 
 
-def _retry_after(response: urllib3.BaseHTTPResponse) -> float | None:
-    value = response.headers.get("Retry-After")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
+class PolygonRetry(Retry):
+    """urllib3's :class:`Retry` whose waits go through an injectable ``sleeper`` (tests run on a fake
+    clock) and whose every retry first takes a token from the rate limiter.
+
+    The wait is urllib3's: the ``Retry-After`` of the answer when it has one, else
+    :meth:`Retry.get_backoff_time`. urllib3 builds a new object per retry (:meth:`new`); the limiter,
+    the sleeper and the callback travel with it.
+    """
+
+    def __init__(self, *args: Any, limiter: TokenBucket | None = None,
+                 sleeper: Callable[[float], None] = time.sleep, on_retry: Callable[[], None] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limiter, self.sleeper, self.on_retry = limiter, sleeper, on_retry
+
+    def new(self, **kw: Any) -> PolygonRetry:
+        retry = super().new(**kw)
+        retry.limiter, retry.sleeper, retry.on_retry = self.limiter, self.sleeper, self.on_retry
+        return retry
+
+    def sleep(self, response: urllib3.BaseHTTPResponse | None = None) -> None:
+        delay = self.get_retry_after(response) if self.respect_retry_after_header and response is not None else None
+        if delay is None:
+            delay = self.get_backoff_time()
+        last = self.history[-1] if self.history else None
+        failure = f"HTTP {last.status}" if last is not None and last.status else f"{last.error if last else '?'}"
+        logger.warning("Polygon %s failed (%s); retry %d/%d in %.1fs", _ticker_of(last.url if last else ""),
+                       failure, len(self.history), (self.total or 0) + len(self.history), delay)
+        if delay > 0:
+            self.sleeper(delay)
+        if self.limiter is not None:
+            self.limiter.acquire()
+        if self.on_retry is not None:
+            self.on_retry()
+
+
+def retry_policy(policy: RestPolicy, limiter: TokenBucket | None = None,
+                 sleeper: Callable[[float], None] = time.sleep,
+                 on_retry: Callable[[], None] | None = None) -> PolygonRetry:
+    """``max_attempts`` attempts in all: 429/5xx answers and connect/read failures are retried."""
+    return PolygonRetry(total=policy.max_attempts - 1, redirect=0, status_forcelist=RETRYABLE_STATUSES,
+                        allowed_methods=frozenset({"GET"}), backoff_factor=policy.backoff_factor_s,
+                        backoff_max=policy.backoff_max_s, respect_retry_after_header=True, raise_on_status=False,
+                        limiter=limiter, sleeper=sleeper, on_retry=on_retry)
 
 
 class ThrottledPoolManager(urllib3.PoolManager):
-    """The client's HTTP pool with a rate limit, real timeouts and backoff on every request."""
+    """The client's HTTP pool with a rate limit, real timeouts and urllib3 retries on every request."""
 
     def __init__(self, limiter: TokenBucket, policy: RestPolicy, sleep: Callable[[float], None],
                  **pool_kw: Any) -> None:
         super().__init__(
             timeout=urllib3.Timeout(connect=policy.connect_timeout_s, read=policy.read_timeout_s),
-            retries=Retry(total=0, redirect=0, raise_on_status=False),
+            retries=retry_policy(policy, limiter, sleep, self._count_request),
             **pool_kw,
         )
         self.limiter = limiter
         self.policy = policy
-        self._sleep = sleep
         self.requests_sent = 0
+
+    def _count_request(self) -> None:
+        self.requests_sent += 1
 
     def urlopen(  # type: ignore[override]  # same signature as urllib3.PoolManager.urlopen
         self, method: str, url: str, redirect: bool = True, **kw: Any
     ) -> urllib3.BaseHTTPResponse:
         ticker = _ticker_of(url)
-        for attempt in range(1, self.policy.max_attempts + 1):
-            self.limiter.acquire()
-            self.requests_sent += 1
-            retry_after = None
-            try:
-                response = super().urlopen(method, url, redirect=redirect, **kw)
-            except MaxRetryError as exc:
-                failure = f"transport failure: {exc.reason}"
-            else:
-                if response.status in (401, 403):
-                    raise PolygonAuthError(response.status, ticker, response.data.decode("utf-8", "replace"))
-                if response.status not in RETRYABLE_STATUSES:
-                    return response
-                failure = f"HTTP {response.status}"
-                retry_after = _retry_after(response)
-            if attempt == self.policy.max_attempts:
-                raise PolygonUnavailable(f"Polygon {ticker}: gave up after {attempt} attempts, last {failure}")
-            delay = self.policy.backoff(attempt, retry_after)
-            logger.warning("Polygon %s attempt %s/%s failed (%s); retrying in %.1fs",
-                           ticker, attempt, self.policy.max_attempts, failure, delay)
-            self._sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+        self.limiter.acquire()
+        self._count_request()
+        first = self.requests_sent
+        try:
+            response = super().urlopen(method, url, redirect=redirect, **kw)
+        except MaxRetryError as exc:
+            attempts = self.requests_sent - first + 1
+            raise PolygonUnavailable(f"Polygon {ticker}: gave up after {attempts} attempts, "
+                                     f"last transport failure: {exc.reason}") from None
+        if response.status in (401, 403):
+            raise PolygonAuthError(response.status, ticker, response.data.decode("utf-8", "replace"))
+        if response.status in RETRYABLE_STATUSES:
+            attempts = self.requests_sent - first + 1
+            raise PolygonUnavailable(f"Polygon {ticker}: gave up after {attempts} attempts, last HTTP {response.status}")
+        return response
 
 
 def build_client(api_key: str, policy: RestPolicy, limiter: TokenBucket, *,
@@ -216,6 +261,8 @@ class PolygonRestSource:
         self.limiter = TokenBucket(self.policy.requests_per_minute, self.policy.burst,
                                    monotonic=monotonic, sleep=sleep)
         self.client = build_client(api_key, self.policy, self.limiter, base_url=base_url, sleep=sleep)
+        self.empty_days: list[tuple[str, date]] = []
+        """(symbol, trading day) fetched without a single bar, in order (warned about, not cached)."""
 
     @property
     def requests_sent(self) -> int:
@@ -265,7 +312,13 @@ class PolygonRestSource:
             now = self.clock.now()
             for trading_day in run:
                 raw_day = raw[(local_days == trading_day.day).to_numpy()].reset_index(drop=True)
-                if self.cache is not None and is_complete_day(trading_day.day, now):
+                if raw_day.empty:
+                    # a trading day without a bar: a gap at Polygon or outside the plan's history.
+                    # Never cached as complete, so a later backfill asks again.
+                    self.empty_days.append((symbol, trading_day.day))
+                    logger.warning("Polygon returned no %s bars for trading day %s; not cached", symbol,
+                                   trading_day.day)
+                elif self.cache is not None and is_complete_day(trading_day.day, now):
                     self.cache.store(symbol, trading_day.day, raw_day)
                 yield trading_day.day, raw_day
             stray = raw[~local_days.isin([d.day for d in run]).to_numpy()].reset_index(drop=True)
