@@ -32,7 +32,9 @@ from scalper_shared.bus import StreamProducer
 from scalper_shared.bus.groups import group_backlog as bus_group_backlog
 from scalper_shared.clock import SystemClock
 from scalper_shared.core.calendar import trading_day
+from scalper_shared.core.lifecycle import ExitReason, Side
 from scalper_shared.schema import streams
+from scalper_shared.schema.messages import OptionRight
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +44,6 @@ CHAIN: tuple[tuple[str, str], ...] = (
     (streams.POLICY_DECISIONS, "execution"), (streams.POSITIONS_STATE, "policy"),
 )
 """(stream, consumer group) in the order work flows through the live services."""
-REASONS = {"stop_loss": "stop", "flatten_window": "end_of_day"}
 MINUTE = timedelta(minutes=1)
 
 
@@ -153,7 +154,7 @@ def live_trades(db: Engine, day: date, multiplier: int = 100) -> list[PaperTrade
     open_trades: dict[str, dict[str, object]] = {}
     for r in rows:
         if r.side == "buy":
-            open_trades[r.trade_id] = {"symbol": r.symbol, "side": 1 if r.option_right == "call" else -1,
+            open_trades[r.trade_id] = {"symbol": r.symbol, "side": int(Side.of_right(OptionRight(r.option_right))),
                                        "entry_row": session_row(day, r.filled_at), "entry_price": r.price,
                                        "contracts": r.contracts, "held": r.contracts, "exits": [],
                                        "pnl": -r.commission}
@@ -165,22 +166,13 @@ def live_trades(db: Engine, day: date, multiplier: int = 100) -> list[PaperTrade
             - r.commission  # type: ignore[arg-type]
         if trade["held"] == 0:
             trades.append(PaperTrade(str(trade["symbol"]), int(trade["side"]), int(trade["entry_row"]),  # type: ignore[call-overload]
-                                     session_row(day, r.filled_at), exit_reason(r.reason),
+                                     session_row(day, r.filled_at), str(ExitReason.parse(r.reason)),
                                      float(trade["entry_price"]), tuple(trade["exits"]),  # type: ignore[arg-type, call-overload]
                                      int(trade["contracts"]), float(trade["pnl"])))  # type: ignore[call-overload, arg-type]
             del open_trades[r.trade_id]
     if open_trades:
         logger.warning("%s trade(s) still open after the day: %s", len(open_trades), sorted(open_trades))
     return sorted(trades, key=lambda t: (t.symbol, t.entry_row))
-
-
-def exit_reason(order_reason: str) -> str:
-    """Execution's order reason in the environment's words: agent, stop, tpN, end_of_day."""
-    if order_reason.startswith("policy:"):
-        return "agent"
-    if order_reason.startswith("take_profit_"):
-        return "tp" + order_reason.removeprefix("take_profit_")
-    return REASONS.get(order_reason, order_reason)
 
 
 def order_latencies_ms(db: Engine, published_at: dict[datetime, datetime]) -> list[float]:

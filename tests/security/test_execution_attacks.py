@@ -13,7 +13,6 @@ from scalper_execution.engine import (
     DECISION_OUT_OF_TIME,
     NO_PROMOTED_MODEL,
     SPEC_HASH_MISMATCH,
-    STOP_REASON,
     UNKNOWN_MODEL,
     UNKNOWN_SYMBOL,
     ExecutionConfig,
@@ -22,6 +21,7 @@ from scalper_execution.engine import (
 )
 from scalper_shared.clock import FakeClock
 from scalper_shared.core.actions import Action
+from scalper_shared.core.lifecycle import ExitReason
 from scalper_shared.core.premium import DEFAULT_PREMIUM_CONFIG
 from scalper_shared.core.risk import RiskConfig
 from scalper_shared.schema.messages import Bar, OrderSide, PolicyDecision, Session
@@ -62,7 +62,7 @@ def test_a_bar_dated_2075_cannot_switch_off_the_stop() -> None:
         stops += [o.order.reason for o in engine.on_bar(bar("I:SPX", k, price)).orders]
         if stops:
             break
-    assert stops == [STOP_REASON]
+    assert stops == [ExitReason.STOP]
 
 
 def test_a_bar_dated_2075_cannot_move_the_trading_day() -> None:

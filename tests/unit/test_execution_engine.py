@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from scalper_execution.contracts import occ_symbol, parse_occ
-from scalper_execution.engine import ORDER_RATE_LIMIT, STOP_REASON, client_order_id
+from scalper_execution.engine import ORDER_RATE_LIMIT, client_order_id
+from scalper_shared.core.lifecycle import ExitReason
 from scalper_shared.core.actions import Action
 from scalper_shared.core.premium import DEFAULT_PREMIUM_CONFIG
 from scalper_shared.core.risk import RiskConfig, RiskReason, TakeProfitTier
@@ -58,7 +59,7 @@ def test_stop_fires_on_the_breaching_bar_even_when_the_policy_holds() -> None:
         assert bool(effects.orders) == breached, f"bar {n}: bid {bid} entry {entry}"
         if breached:
             (stop,) = effects.orders
-            assert stop.order.reason == STOP_REASON and stop.order.contracts == 1
+            assert stop.order.reason == ExitReason.STOP and stop.order.contracts == 1
             return
     raise AssertionError("the path never breached the stop")
 
@@ -95,7 +96,7 @@ def test_no_realised_loss_is_worse_than_the_stop_plus_the_modelled_gap_over_1000
             effects = engine.on_bar(bar("SPY", n, price))
             bid = engine.quote_option(option).bid
             breached = bid <= entry * (1 - config.stop_loss_pct) + 1e-9
-            stop_orders = [o for o in effects.orders if o.order.reason == STOP_REASON]
+            stop_orders = [o for o in effects.orders if o.order.reason == ExitReason.STOP]
             if breached and not stop_seen and any(engine.open_positions()):
                 assert stop_orders, f"path {path} bar {n}: breached without a stop order"
             for fill in fill_all(engine, effects):
@@ -123,7 +124,7 @@ def test_take_profit_tiers_trim_in_order() -> None:
         effects = engine.on_bar(bar("SPY", n + 1 + k, price))
         reasons += [(o.order.reason, o.order.contracts) for o in effects.orders]
         fill_all(engine, effects)
-    assert reasons[:2] == [("take_profit_1", 2), ("take_profit_2", 2)]
+    assert reasons[:2] == [(ExitReason.TP1, 2), (ExitReason.TP2, 2)]
     assert not any(engine.open_positions())
 
 
@@ -170,7 +171,7 @@ def test_cooldown_after_a_stop_out_holds_then_expires() -> None:
     price = 600.3
     while not (effects := engine.on_bar(bar("SPY", n, price))).orders:  # a steady slide: a stop on the way
         n, price = n + 1, price - 0.3
-    assert [o.order.reason for o in effects.orders] == [STOP_REASON]
+    assert [o.order.reason for o in effects.orders] == [ExitReason.STOP]
     fill_all(engine, effects)
     stopped_at = n
     for k in range(stopped_at + 1, stopped_at + 12):
@@ -216,7 +217,7 @@ def test_entries_stop_at_the_cutoff_and_positions_flatten_before_the_close() -> 
         if reasons:
             assert n + 1 == 385, n  # the bar closing at 15:55 ET
             break
-    assert reasons == ["flatten_window"]
+    assert reasons == [ExitReason.END_OF_DAY]
 
 
 def test_the_order_rate_limit_denies_the_101st_order_in_a_second() -> None:

@@ -1,17 +1,12 @@
-"""Paper mode's pure parts: execution's reasons in the environment's words, and the trade comparison."""
+"""Paper mode's pure parts: the trade comparison."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from scalper_cli.paper import PaperTrade, compare_trades, exit_reason
+from scalper_cli.paper import PaperTrade, compare_trades
 
 TRADE = PaperTrade("SPY", 1, 40, 52, "stop", 1.25, (1.05,), 10, -212.0)
-
-
-def test_execution_reasons_map_to_the_environment_reasons() -> None:
-    assert [exit_reason(r) for r in ("policy:EXIT", "policy:TRIM_50", "stop_loss", "take_profit_2",
-                                     "flatten_window")] == ["agent", "agent", "stop", "tp2", "end_of_day"]
 
 
 def test_identical_trade_lists_have_no_difference() -> None:

@@ -28,6 +28,7 @@ from scalper_execution.contracts import BAR_LENGTH, MarketState, OptionQuote, oc
 from scalper_shared.clock import Clock
 from scalper_shared.core.actions import ENTRY_ACTIONS, Action
 from scalper_shared.core.calendar import session_date, trading_day
+from scalper_shared.core.lifecycle import ExitReason, position_exits
 from scalper_shared.core.masks import action_mask
 from scalper_shared.core.premium import PremiumModelConfig, atm_strike, normalise_symbol
 from scalper_shared.core.ratelimit import RateLimit, SlidingWindow
@@ -40,8 +41,6 @@ from scalper_shared.core.risk import (
     contracts_to_sell,
     daily_loss_limit_hit,
     must_flatten,
-    stop_triggered,
-    take_profit_tier,
 )
 from scalper_shared.schema.envelope import Message
 from scalper_shared.schema.messages import (
@@ -71,7 +70,6 @@ ACTION_MASKED = "action_masked"
 DECISION_OUT_OF_TIME = "decision_out_of_time"
 BAR_AHEAD_OF_CLOCK = "bar_ahead_of_clock"
 TRIM_FRACTIONS = {Action.TRIM_50: 0.5, Action.TRIM_70: 0.7, Action.EXIT: 1.0}
-STOP_REASON = "stop_loss"
 TERMINAL_STATUSES = frozenset({"filled", "canceled", "rejected"})
 
 
@@ -124,7 +122,7 @@ class Position:
     mark_bid: float = 0.0
     bought: int = 0
     closed_at: datetime | None = None
-    exit_reason: str | None = None
+    exit_reason: ExitReason | None = None
 
     @property
     def strike(self) -> float:
@@ -270,7 +268,8 @@ class ExecutionEngine:
     # -- events -----------------------------------------------------------------------------------
 
     def on_bar(self, bar: Bar) -> Effects:
-        """Mark the symbol's position and enforce stop, flatten window, take-profits and daily loss."""
+        """Mark the symbol's position, apply the lifecycle's per-bar rule (stop, take-profit tiers,
+        flatten window: ``scalper_shared.core.lifecycle``) and the daily loss limit."""
         symbol = normalise_symbol(bar.symbol)
         market = self.market(symbol)
         if market.last_bar is not None and bar.start <= market.last_bar.start:
@@ -312,8 +311,7 @@ class ExecutionEngine:
             right = OptionRight.CALL if decision.action is Action.BUY_CALL else OptionRight.PUT
             self._enter(symbol, right, order_id, decision_id, effects)
         else:
-            self._reduce(symbol, TRIM_FRACTIONS[decision.action], order_id, f"policy:{decision.action.name}",
-                         decision_id, effects)
+            self._reduce(symbol, TRIM_FRACTIONS[decision.action], order_id, decision_id, effects)
         return effects
 
     def decision_in_time(self, decision: PolicyDecision) -> bool:
@@ -398,13 +396,15 @@ class ExecutionEngine:
         for symbol, position in list(self.state.positions.items()):
             if position.contracts > 0:
                 self._sell(position, self._unreserved(position), client_order_id("kill", command_id, symbol),
-                           reason, None, effects)
+                           ExitReason.KILL_SWITCH, None, effects)
         return effects
 
     # -- rules ------------------------------------------------------------------------------------
 
     def _enforce_position_rules(self, position: Position, market: MarketState, bar: Bar,
                                 effects: Effects) -> None:
+        """The lifecycle's per-bar rule on the contracts not already promised to a working sell: one
+        sell order per planned exit, in the rule's order (a stop's order fills at the next bar)."""
         option_quote = market.quote(position.strike, position.right, self.premium)
         if option_quote is None:
             return
@@ -413,23 +413,14 @@ class ExecutionEngine:
         available = self._unreserved(position)
         if available <= 0:
             return
-        if bool(stop_triggered(position.avg_premium, option_quote.bid, self.risk)):
-            order_id = client_order_id("stop", position.trade_id, bar.start.isoformat())
-            self._sell(position, available, order_id, STOP_REASON, None, effects)
-        elif must_flatten(option_quote.as_of, market.day.close, self.risk):
-            order_id = client_order_id("flatten", position.trade_id, bar.start.isoformat())
-            self._sell(position, available, order_id, "flatten_window", None, effects)
-        else:
-            self._take_profit(position, option_quote.bid, available, effects)
-
-    def _take_profit(self, position: Position, bid: float, available: int, effects: Effects) -> None:
-        hit = take_profit_tier(position.avg_premium, bid, position.tiers_hit, self.risk)
-        if hit is None:
-            return
-        contracts = min(int(contracts_to_sell(position.contracts, hit.trim_fraction)), available)
-        order_id = client_order_id("take_profit", position.trade_id, hit.tier)
-        if self._sell(position, contracts, order_id, f"take_profit_{hit.tier}", None, effects):
-            position.tiers_hit = hit.tier
+        flatten = must_flatten(option_quote.as_of, market.day.close, self.risk)
+        for planned in position_exits(position.avg_premium, option_quote.bid, available, position.tiers_hit,
+                                      flatten, self.risk):
+            order_id = client_order_id(planned.reason.value, position.trade_id,
+                                       planned.reason.tier or bar.start.isoformat())
+            if self._sell(position, planned.contracts, order_id, planned.reason, None, effects) \
+                    and planned.reason.tier:
+                position.tiers_hit = planned.reason.tier
 
     def _enforce_daily_loss(self, effects: Effects) -> None:
         if self.state.trading_state is not TradingState.HALTED and daily_loss_limit_hit(self.pnl_today(), self.risk):
@@ -468,7 +459,7 @@ class ExecutionEngine:
                             decision_id=decision_id)
         self._emit(OpenOrder(order, trade_id=order_id), effects)
 
-    def _reduce(self, symbol: str, fraction: float, order_id: str, reason: str, decision_id: str | None,
+    def _reduce(self, symbol: str, fraction: float, order_id: str, decision_id: str | None,
                 effects: Effects) -> None:
         position = self.state.positions.get(symbol)
         held = position.contracts if position is not None else 0
@@ -480,14 +471,14 @@ class ExecutionEngine:
         if refusal is not None or position is None:
             self._deny(order_id, symbol, str(refusal), effects)
             return
-        self._sell(position, contracts, order_id, reason, decision_id, effects)
+        self._sell(position, contracts, order_id, ExitReason.AGENT, decision_id, effects)
 
-    def _sell(self, position: Position, contracts: int, order_id: str, reason: str, decision_id: str | None,
+    def _sell(self, position: Position, contracts: int, order_id: str, reason: ExitReason, decision_id: str | None,
               effects: Effects) -> bool:
         if contracts <= 0 or order_id in self.state.known_order_ids:
             return False
         order = SubmitOrder(client_order_id=order_id, symbol=position.symbol, option_symbol=position.option_symbol,
-                            right=position.right, side=OrderSide.SELL, contracts=contracts, reason=reason,
+                            right=position.right, side=OrderSide.SELL, contracts=contracts, reason=reason.value,
                             decision_id=decision_id)
         return self._emit(OpenOrder(order, trade_id=position.trade_id), effects)
 
@@ -542,8 +533,8 @@ class ExecutionEngine:
         self.state.tally.realised_pnl += pnl
         if position.contracts == 0:
             position.closed_at = fill.filled_at
-            position.exit_reason = open_order.order.reason
-            was_stop = open_order.order.reason == STOP_REASON
+            position.exit_reason = ExitReason.parse(open_order.order.reason)
+            was_stop = position.exit_reason is ExitReason.STOP
             self.state.last_exits[position.symbol] = ExitRecord(fill.filled_at, was_stop)
             del self.state.positions[position.symbol]
             logger.info("trade %s on %s closed by %s: %.2f", position.trade_id, position.symbol,

@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, case, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from scalper_execution.engine import STOP_REASON, DayTally, EngineState, OpenOrder, Position
+from scalper_execution.engine import DayTally, EngineState, OpenOrder, Position
+from scalper_shared.core.lifecycle import ExitReason
 from scalper_shared.core.risk import ExitRecord
 from scalper_shared.db.models import daily_pnl, fills, orders, risk_events, risk_state, trades
 from scalper_shared.schema.envelope import Message
@@ -157,7 +158,8 @@ class Store:
             if day is not None:
                 state.tally = DayTally(day.day, day.trades, day.realised_pnl)
             for t in c.execute(select(trades).where(trades.c.closed_at.is_not(None)).order_by(trades.c.closed_at)):
-                state.last_exits[t.symbol] = ExitRecord(t.closed_at, t.exit_reason == STOP_REASON)
+                state.last_exits[t.symbol] = ExitRecord(t.closed_at,
+                                                        ExitReason.parse(t.exit_reason) is ExitReason.STOP)
             state.known_order_ids = set(c.execute(select(orders.c.client_order_id)).scalars())
             state.known_order_ids |= {k.removeprefix("denied:") for k in c.execute(
                 select(risk_events.c.event_key).where(risk_events.c.kind == "denied")).scalars()}

@@ -23,6 +23,7 @@ from scalper_policy.live import MaskInputs, minute_datetime, minute_ms, minutes_
 from scalper_policy.serving import PolicyRuntime
 from scalper_shared.core.actions import Action
 from scalper_shared.core.features import FEATURE_SPEC, PositionFeatures
+from scalper_shared.core.lifecycle import Side
 from scalper_shared.runtime.api_security import Authenticator, Scope
 from scalper_shared.schema.messages import PositionSide, Symbol, TradingState, UtcTime
 
@@ -99,8 +100,7 @@ class ServedModelView(BaseModel):
 
 
 def position_features(position: PositionInput) -> PositionFeatures:
-    side = {PositionSide.FLAT: 0, PositionSide.CALL: 1, PositionSide.PUT: -1}[position.side]
-    return PositionFeatures(side, position.unrealised_pnl_pct)
+    return PositionFeatures(int(Side.of_position(position.side)), position.unrealised_pnl_pct)
 
 
 def _with_context(inputs: MaskInputs, context: MaskContext | None) -> MaskInputs:

@@ -29,6 +29,8 @@ from scalper_shared.schema.messages import TradingState
 
 STOP_TOLERANCE = 1e-9
 """Slack on premium-return comparisons, so an exact -15.00% fires despite binary rounding."""
+MAX_TAKE_PROFIT_TIERS = 5
+"""Take-profit tiers a config may have (each has its own exit reason, ``lifecycle.ExitReason``)."""
 
 
 class RiskReason(StrEnum):
@@ -70,7 +72,8 @@ class RiskConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     stop_loss_pct: float = Field(default=0.15, gt=0, lt=1)
-    take_profit_tiers: tuple[TakeProfitTier, ...] = DEFAULT_TAKE_PROFIT_TIERS
+    take_profit_tiers: tuple[TakeProfitTier, ...] = Field(default=DEFAULT_TAKE_PROFIT_TIERS,
+                                                          max_length=MAX_TAKE_PROFIT_TIERS)
     entry_cutoff_minutes: float = Field(default=30.0, ge=0)
     flatten_minutes: float = Field(default=5.0, ge=0)
     cooldown_after_stop_minutes: float = Field(default=10.0, ge=0)

@@ -3,8 +3,8 @@
 Buys fill at the modelled ask and sells at the modelled bid of the option's underlying's last bar
 (the same ``premium.quote`` the training environment uses), plus ``slippage_ticks`` against the
 trader. Deterministic mode fills at once, at that quote, with no slippage (parity tests, replays),
-except a stop-loss sell: it follows the shared core's next-bar convention
-(:func:`~scalper_shared.core.risk.stop_fill_price`), so it waits, accepted, for the underlying's
+except a sell whose exit reason fills at the next bar (the stop: ``ExitReason.fill_timing`` of the
+shared lifecycle, :func:`~scalper_shared.core.risk.stop_fill_price`), so it waits, accepted, for the underlying's
 next bar and fills at that bar's bid (:meth:`PaperBroker.fill_next_bar_orders`, called by the
 service after every bar), exactly as the training environment and the backtest fill it.
 Otherwise an order is accepted and fills ``latency_ms`` later at the quote it was accepted on.
@@ -35,6 +35,7 @@ from scalper_execution.brokers.base import (
 )
 from scalper_execution.contracts import OptionQuote
 from scalper_shared.clock import Clock
+from scalper_shared.core.lifecycle import ExitReason, FillTiming
 from scalper_shared.core.premium import PremiumModelConfig, commission, tick_size
 from scalper_shared.core.risk import stop_fill_price
 from scalper_shared.db.models import paper_fills, paper_orders
@@ -44,8 +45,6 @@ logger = logging.getLogger(__name__)
 
 QuoteSource = Callable[[str], OptionQuote | None]
 """option symbol -> its modelled quote now, or None when the underlying has no bar yet."""
-STOP_LOSS_REASON = "stop_loss"
-"""``SubmitOrder.reason`` of the risk engine's stop (``scalper_execution.engine.STOP_REASON``)."""
 AT_NEXT_BAR = datetime(9999, 12, 31, tzinfo=UTC)
 """``fill_due_at`` of a deterministic stop: never due by the clock, filled by the next bar instead."""
 
@@ -155,8 +154,9 @@ class PaperBroker:
             return [_fill(r) for r in c.execute(query)]
 
     def fills_at_next_bar(self, order: SubmitOrder) -> bool:
-        """A deterministic stop-loss sell fills at the next bar's bid (the shared next-bar convention)."""
-        return self.config.deterministic and order.side is OrderSide.SELL and order.reason == STOP_LOSS_REASON
+        """A deterministic sell whose exit reason fills at the next bar (the stop) waits for that bar's bid."""
+        reason = ExitReason.parse(order.reason) if order.side is OrderSide.SELL else None
+        return self.config.deterministic and reason is not None and reason.fill_timing is FillTiming.NEXT_BAR
 
     def fill_next_bar_orders(self) -> list[str]:
         """Fill every order waiting for its underlying's next bar whose quote moved past the bar it was

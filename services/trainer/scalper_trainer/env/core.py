@@ -11,10 +11,11 @@ One step at session row ``i`` (the decision is taken at bar ``i``'s close):
 1. an invalid (masked-out) action is replaced by HOLD;
 2. an entry buys ``contracts`` at bar ``i``'s ask of the ATM strike (fixed from then on);
    TRIM_50 / TRIM_70 / EXIT sell at bar ``i``'s bid;
-3. the clock moves to bar ``i+1`` and the risk layer marks the position at its bid: the stop (-15%)
-   sells everything at bar ``i+2``'s bid (the NEXT bar; bar ``i+1``'s on the session's last bar);
-   otherwise each take-profit tier reached sells its fraction at the bid; on the episode's last
-   bar (the first of the flatten window) the rest is sold at the bid;
+3. the clock moves to bar ``i+1`` and the shared lifecycle's per-bar rule
+   (``scalper_shared.core.lifecycle.bar_exits``) runs at its bid: the stop (-15%) sells everything
+   at bar ``i+2``'s bid (the NEXT bar; bar ``i+1``'s on the session's last bar); otherwise each
+   take-profit tier reached sells its fraction at the bid; on the episode's last bar (the first of
+   the flatten window) the rest is sold at the bid;
 4. the reward terms of the step; the episode ends on that last bar, or earlier (training only,
    ``EnvConfig.end_when_no_decision_left``) once it is flat and no entry can be allowed again today;
 5. (training only, ``EnvConfig.skip_minutes_without_decision``) a flat environment in a cooldown
@@ -32,6 +33,7 @@ from numpy.lib.stride_tricks import as_strided
 from scalper_shared.core.actions import Action
 from scalper_shared.core.features import FEATURE_SPEC
 from scalper_shared.core.features.spec import MARKET_INDEX
+from scalper_shared.core.lifecycle import ExitReason, Side, bar_exits, side_of_entry
 from scalper_shared.core.masks import action_masks
 from scalper_shared.core.premium import (
     PremiumModelConfig,
@@ -49,8 +51,6 @@ from scalper_shared.core.risk import (
     entries_over_for_the_day,
     in_flatten_window,
     stop_fill_price,
-    stop_triggered,
-    take_profit_tiers,
 )
 from scalper_trainer.env.config import EnvConfig
 from scalper_trainer.env.episodes import EpisodeSet
@@ -160,8 +160,8 @@ class StepResult:
 class Fill:
     """One fill of one environment, recorded when :attr:`TradingBatch.fills` is a list (evaluation).
 
-    ``reason`` is ``entry`` for a buy, else why contracts were sold: ``agent`` (TRIM/EXIT), ``stop``,
-    ``tp1``/``tp2``/... (take-profit tier) or ``end_of_day`` (the flatten window). ``row`` is the
+    ``reason`` is :data:`ENTRY` for a buy, else the :class:`ExitReason` the contracts were sold for
+    (``agent``, ``stop``, ``tp1``/``tp2``/..., ``end_of_day``). ``side`` is a :class:`Side`. ``row`` is the
     tape row of the fill (a stop fills on the bar after its trigger); ``pnl`` is the net dollars of
     the contracts sold (0 for an entry).
     """
@@ -176,7 +176,9 @@ class Fill:
     pnl: float
 
 
-ENTRY, AGENT_EXIT, STOP_EXIT, END_OF_DAY_EXIT = "entry", "agent", "stop", "end_of_day"
+ENTRY = "entry"
+"""``Fill.reason`` of a buy (every other fill carries its :class:`ExitReason`)."""
+AGENT_EXIT, STOP_EXIT, END_OF_DAY_EXIT = ExitReason.AGENT, ExitReason.STOP, ExitReason.END_OF_DAY
 
 
 class TradingBatch:
@@ -207,7 +209,6 @@ class TradingBatch:
         self.masks = np.zeros((n, len(Action)), bool)
         self.fills: list[Fill] | None = None
         """Set to a list to record every :class:`Fill` (off for training: costs a Python loop per fill)."""
-        self._sell_reason = AGENT_EXIT
 
     # -- episodes ------------------------------------------------------------------------------
 
@@ -320,7 +321,7 @@ class TradingBatch:
     def _quote_bid_ask(self, envs: IntArray, rows: IntArray) -> tuple[FloatArray, FloatArray]:
         tape = self.tape
         bid, _, ask = quote_at_vol(tape.specs.take(self.episode[envs]), tape.close[rows], self.strike[envs],
-                                   self.side[envs] == 1, tape.t_years[rows], tape.implied_vol[rows],
+                                   self.side[envs] == Side.CALL, tape.t_years[rows], tape.implied_vol[rows],
                                    self.config.premium)
         return np.atleast_1d(bid), np.atleast_1d(ask)
 
@@ -329,7 +330,7 @@ class TradingBatch:
         if buyers.size == 0:
             return
         at = rows[buyers]
-        self.side[buyers] = np.where(action[buyers] == BUY_CALL, 1, -1)
+        self.side[buyers] = side_of_entry(action[buyers] == BUY_CALL)
         self.strike[buyers] = atm_strike(self.tape.specs.take(self.episode[buyers]), self.tape.close[at],
                                          self.config.premium)
         bid, ask = self._quote_bid_ask(buyers, at)
@@ -345,15 +346,15 @@ class TradingBatch:
                          np.zeros(buyers.size))
 
     def _reduce(self, was_flat: BoolArray, action: IntArray, rows: IntArray) -> None:
-        self._sell_reason = AGENT_EXIT
         for reducing, fraction in TRIM_FRACTIONS:
             envs = np.flatnonzero(~was_flat & (action == reducing))
             if envs.size:
                 self._sell(envs, contracts_to_sell(self.held[envs], fraction), self.mark_bid[envs],
-                           rows[envs], stop=False)
+                           rows[envs], ExitReason.AGENT)
 
     def _apply_risk(self) -> BoolArray:
-        """Mark open positions at the new bar's bid; stop, take-profit tiers, flatten."""
+        """Mark open positions at the new bar's bid and apply the shared per-bar rule to them
+        (``lifecycle.bar_exits``: stop at the next bar's bid, take-profit tiers, flatten window)."""
         stop_fired = np.zeros(self.n, bool)
         envs = np.flatnonzero(self.held > 0)
         if envs.size == 0:
@@ -363,35 +364,27 @@ class TradingBatch:
         bids, _ = self._quote_bid_ask(np.concatenate([envs, envs]), np.concatenate([now, following]))
         bid_now, bid_next = bids[:envs.size], bids[envs.size:]
         self.mark_bid[envs] = bid_now
-        stopped = np.asarray(stop_triggered(self.entry_price[envs], bid_now, self.config.risk), dtype=bool)
+        exits = bar_exits(self.entry_price[envs], bid_now, self.held[envs], self.tiers_hit[envs],
+                          now >= self.end_row[envs], self.config.risk)
+        stopped = exits.stop
         if stopped.any():
             stop_fired[envs[stopped]] = True
             self._sell(envs[stopped], self.held[envs[stopped]], stop_fill_price(bid_next[stopped]),
-                       following[stopped], stop=True)
-        rest = ~stopped
-        self._take_profits(envs[rest], bid_now[rest], now[rest])
-        self._sell_reason = END_OF_DAY_EXIT
-        flatten = (self.held[envs] > 0) & (now >= self.end_row[envs])
+                       following[stopped], ExitReason.STOP)
+        self.tiers_hit[envs] = exits.tiers_hit
+        for k in range(exits.tier_contracts.shape[1]):
+            hit = exits.tier_contracts[:, k] > 0
+            if hit.any():
+                self._sell(envs[hit], exits.tier_contracts[hit, k], bid_now[hit], now[hit],
+                           ExitReason.take_profit(k + 1))
+        flatten = exits.flatten_contracts > 0
         if flatten.any():
-            self._sell(envs[flatten], self.held[envs[flatten]], bid_now[flatten], now[flatten], stop=False)
+            self._sell(envs[flatten], exits.flatten_contracts[flatten], bid_now[flatten], now[flatten],
+                       ExitReason.END_OF_DAY)
         return stop_fired
 
-    def _take_profits(self, envs: IntArray, bid: FloatArray, rows: IntArray) -> None:
-        """Each tier reached sells its fraction at the bid, one tier at a time (a jump hits several)."""
-        for _ in self.config.risk.take_profit_tiers:
-            tier, fraction = take_profit_tiers(self.entry_price[envs], bid, self.tiers_hit[envs],
-                                               self.config.risk)
-            hit = (np.atleast_1d(tier) > 0) & (self.held[envs] > 0)
-            if not hit.any():
-                return
-            sellers = envs[hit]
-            self.tiers_hit[sellers] = np.atleast_1d(tier)[hit]
-            self._sell_reason = "tp"
-            self._sell(sellers, contracts_to_sell(self.held[sellers], np.atleast_1d(fraction)[hit]),
-                       bid[hit], rows[hit], stop=False)
-
     def _sell(self, envs: IntArray, contracts: npt.ArrayLike, price: npt.ArrayLike, exit_rows: IntArray,
-              *, stop: bool) -> None:
+              reason: ExitReason) -> None:
         sold = np.atleast_1d(np.asarray(contracts, dtype=np.int64))
         fill = np.atleast_1d(np.asarray(price, dtype=np.float64))
         self.held[envs] -= sold
@@ -400,11 +393,11 @@ class TradingBatch:
         pnl = np.atleast_1d(round_trip_pnl(self.entry_price[envs], fill, sold, self.config.premium))
         self.pnl_today[envs] += pnl
         if self.fills is not None:
-            self._record(envs, sold, fill, np.atleast_1d(exit_rows), STOP_EXIT if stop else self._sell_reason, pnl)
+            self._record(envs, sold, fill, np.atleast_1d(exit_rows), reason, pnl)
         closed = self.held[envs] == 0
-        self.side[envs[closed]] = 0
+        self.side[envs[closed]] = Side.FLAT
         self.last_exit_row[envs[closed]] = np.atleast_1d(exit_rows)[closed]
-        self.exit_was_stop[envs[closed]] = stop
+        self.exit_was_stop[envs[closed]] = reason is ExitReason.STOP
 
     def _record(self, envs: IntArray, contracts: npt.ArrayLike, price: npt.ArrayLike, rows: npt.ArrayLike,
                 reason: str, pnl: npt.ArrayLike) -> None:
@@ -412,8 +405,7 @@ class TradingBatch:
         count, at = np.broadcast_to(contracts, envs.shape), np.broadcast_to(rows, envs.shape)
         fill, money = np.broadcast_to(price, envs.shape), np.broadcast_to(pnl, envs.shape)
         for k, env in enumerate(envs.tolist()):
-            label = f"tp{int(self.tiers_hit[env])}" if reason == "tp" else reason
-            self.fills.append(Fill(env, int(self.episode[env]), int(at[k]), label, int(self.side[env]), int(count[k]),
+            self.fills.append(Fill(env, int(self.episode[env]), int(at[k]), reason, int(self.side[env]), int(count[k]),
                                    float(fill[k]), float(money[k])))
 
     # -- episode summary -----------------------------------------------------------------------

@@ -19,10 +19,10 @@ import numpy.typing as npt
 from scalper_shared.core.features.incremental import FeatureRow
 from scalper_shared.core.features.sessions import SessionBounds, session_of
 from scalper_shared.core.features.spec import FEATURE_SPEC, FeatureSpec
-from scalper_shared.schema.messages import PositionSide, PositionState
+from scalper_shared.core.lifecycle import Side
+from scalper_shared.schema.messages import PositionState
 
 Observation = npt.NDArray[np.float32]
-_SIDE_VALUE = {PositionSide.FLAT: 0, PositionSide.CALL: 1, PositionSide.PUT: -1}
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,15 +33,15 @@ class PositionFeatures:
     unrealised_pnl_pct: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.side not in (-1, 0, 1):
+        if self.side not in tuple(Side):
             raise ValueError(f"side must be -1, 0 or +1, got {self.side}")
 
     @classmethod
     def from_state(cls, state: PositionState | None) -> PositionFeatures:
         """From execution's ``positions.state`` message (None means flat)."""
-        if state is None or state.side is PositionSide.FLAT:
+        if state is None or Side.of_position(state.side) is Side.FLAT:
             return FLAT
-        return cls(_SIDE_VALUE[state.side], state.unrealised_pnl_pct)
+        return cls(int(Side.of_position(state.side)), state.unrealised_pnl_pct)
 
     def values(self, spec: FeatureSpec = FEATURE_SPEC) -> tuple[float, float]:
         side_def, pnl_def = spec.position
