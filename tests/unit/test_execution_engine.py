@@ -7,8 +7,8 @@ import pytest
 
 from scalper_execution.contracts import occ_symbol, parse_occ
 from scalper_execution.engine import ORDER_RATE_LIMIT, client_order_id
-from scalper_shared.core.lifecycle import ExitReason
 from scalper_shared.core.actions import Action
+from scalper_shared.core.lifecycle import ExitReason
 from scalper_shared.core.premium import DEFAULT_PREMIUM_CONFIG
 from scalper_shared.core.risk import RiskConfig, RiskReason, TakeProfitTier
 from scalper_shared.schema.messages import OrderSide, TradingState, TradingStateChanged
