@@ -447,6 +447,22 @@ def render_summary(console: Console, results: list[StepResult]) -> None:
     console.print(table)
 
 
+def decision_step_lines(diagnostics: list[dict[str, Any]]) -> list[str]:
+    """The last checkpoint's probabilities where the agent really chooses (flat, entry allowed)."""
+    if not diagnostics:
+        return []
+    from scalper_shared.schema.training import Diagnostics
+
+    last = Diagnostics.model_validate(diagnostics[-1])
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1%}"
+
+    return [f"decision steps at step {last.step:,}: P(HOLD) {pct(last.hold_share)}, P(BUY) {pct(last.buy_share)}; "
+            f"P(BUY) on strong setups {pct(last.setup_buy_rate)} vs elsewhere {pct(last.nonsetup_buy_rate)} "
+            "(a uniform policy shows 33% / 67%; only the setup gap shows learning)"]
+
+
 def outcome_lines(facts: dict[str, Any], docs_url: str) -> list[str]:
     """The plain-text outcome of the loop, from what the steps found (only what they got to)."""
     lines = []
@@ -468,6 +484,7 @@ def outcome_lines(facts: dict[str, Any], docs_url: str) -> list[str]:
             lines.append(line)
         hold = metrics["action_stability"]["action_shares"].get("HOLD", 0.0)
         lines.append(f"trades/day: {metrics['trades_per_day']['mean_per_day']:.1f}; HOLD: {hold:.1%} of actions")
+    lines.extend(decision_step_lines(facts.get("diagnostics") or []))
     paper = facts.get("paper")
     if paper is not None:
         p50, p99 = paper.latency_percentile(50), paper.latency_percentile(99)

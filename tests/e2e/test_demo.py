@@ -55,6 +55,7 @@ def test_demo_runs_the_whole_loop_and_prints_an_honest_summary(tmp_path: Path, d
     assert re.search(r"^agent P&L: \$-?[\d,]+\.\d\d over 5 held-out days; best baseline \w+", out, re.MULTILINE)
     assert re.search(r"^agent - best baseline, mean daily: \$-?[\d,.]+, 95% CI \[", out, re.MULTILINE)
     assert re.search(r"^trades/day: [\d.]+; HOLD: [\d.]+% of actions", out, re.MULTILINE)
+    assert re.search(r"^decision steps at step [\d,]+: P\(HOLD\) [\d.]+%, P\(BUY\) [\d.]+%", out, re.MULTILINE)
     assert re.search(r"^paper day 2025-08-18: \d+ trades, P&L \$-?[\d,.]+; .*; paper trades "
                      r"(equal the backtest exactly|DIFFER from the backtest)", out, re.MULTILINE)
     assert f"API docs: http://127.0.0.1:{env['POLICY_HTTP_PORT']}/docs" in out

@@ -78,3 +78,23 @@ def test_a_paper_day_without_trades_says_its_parity_is_trivial() -> None:
     paper = PaperResult("model-x", date(2025, 8, 18), 390, 780, 12.0, [], [])
     (line,) = [x for x in demo.outcome_lines({"paper": paper}, "d") if x.startswith("paper day")]
     assert "0 trades" in line and "no orders, no latency" in line and "parity holds trivially" in line
+
+
+def test_the_summary_reports_the_last_checkpoints_decision_step_probabilities() -> None:
+    from scalper_shared.schema.training import Diagnostics, PPOStats
+
+    blank = {name: None for name, field in Diagnostics.model_fields.items() if not field.is_required()}
+    counts = {"validation_steps": 100, "decision_steps": 60, "setup_steps": 5, "position_steps": 10, "symbol_days": 2,
+              "account_days": 1, "trades_per_symbol_day": 1.0, "trades_per_account_day": 2.0,
+              "pnl_per_symbol_day": -10.0, "pnl_per_account_day": -20.0, "reward_terms": {}, "seed_criteria": {}}
+    last = Diagnostics.model_validate({
+        **blank, **counts, "step": 50_000, "ppo": PPOStats(updates=12, gradient_steps=1_920),
+        "hold_share": 0.4, "buy_share": 0.6, "setup_buy_rate": 0.9, "nonsetup_buy_rate": 0.55,
+        "buy_call_share": None, "buy_put_share": None, "sampled_hold_share": None, "sampled_buy_share": None,
+        "argmax_hold_share": None, "argmax_buy_share": None, "entropy": None, "setup_direction_buy_rate": None,
+        "selectivity": None, "trim_50_share": None, "trim_70_share": None, "exit_share": None,
+        "mean_holding_minutes": None, "collapse_warning": False, "not_learning_warning": False,
+        "train_reward_terms": {}})
+    lines = demo.outcome_lines({"diagnostics": [last.model_dump(mode="json")]}, "http://127.0.0.1:8000/docs")
+    assert ("decision steps at step 50,000: P(HOLD) 40.0%, P(BUY) 60.0%; P(BUY) on strong setups 90.0% vs "
+            "elsewhere 55.0% (a uniform policy shows 33% / 67%; only the setup gap shows learning)") in lines
