@@ -463,7 +463,7 @@ def decision_step_lines(diagnostics: list[dict[str, Any]]) -> list[str]:
             "(a uniform policy shows 33% / 67%; only the setup gap shows learning)"]
 
 
-def outcome_lines(facts: dict[str, Any], docs_url: str) -> list[str]:
+def outcome_lines(facts: dict[str, Any], docs_url: str, stack_up: bool = False) -> list[str]:
     """The plain-text outcome of the loop, from what the steps found (only what they got to)."""
     lines = []
     if "report" in facts:
@@ -497,7 +497,10 @@ def outcome_lines(facts: dict[str, Any], docs_url: str) -> list[str]:
             parity = f"paper trades DIFFER from the backtest ({len(paper.differences)} differences)"
         lines.append(f"paper day {paper.day}: {len(paper.paper)} trades, P&L ${sum(t.pnl for t in paper.paper):,.2f}; "
                      f"{latency}; {parity}")
-    lines.append(f"API docs: {docs_url}")
+    if stack_up:
+        lines.append(f"API docs: {docs_url} (ReDoc: {docs_url.removesuffix('/docs')}/redoc)")
+    else:  # the stack was stopped above: say how to get the docs served, not a dead address
+        lines.append(f"API docs: {docs_url} once the stack is up (scalper stack up, or scalper demo --keep-up)")
     return lines
 
 
@@ -516,7 +519,7 @@ def run_demo(settings: StackSettings, console: Console, steps: list[tuple[str, S
         if not keep_up:
             results.append(bring_stack_down(ctx))
     render_summary(console, results)
-    for line in outcome_lines(ctx.facts, ctx.policy_url + "/docs"):
+    for line in outcome_lines(ctx.facts, ctx.policy_url + "/docs", stack_up=keep_up):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     if keep_up:
         console.print(f"the stack is still up (scalper stack down stops it); this run's admin key: {key}",

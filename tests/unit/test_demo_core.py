@@ -67,11 +67,15 @@ def test_a_losing_agent_and_differing_paper_trades_are_said_plainly() -> None:
     assert "trades/day: 3.2; HOLD: 91.0% of actions" in lines
     assert "1 trades, P&L $-112.50" in text and "p50 5.0 ms" in text
     assert "paper trades DIFFER from the backtest (1 differences)" in text
-    assert lines[-1] == "API docs: http://127.0.0.1:8000/docs"
+    assert lines[-1] == ("API docs: http://127.0.0.1:8000/docs once the stack is up (scalper stack up, "
+                         "or scalper demo --keep-up)")  # the demo stopped the stack before printing
+    kept_up = demo.outcome_lines(facts, "http://127.0.0.1:8000/docs", stack_up=True)
+    assert kept_up[-1] == "API docs: http://127.0.0.1:8000/docs (ReDoc: http://127.0.0.1:8000/redoc)"
 
 
 def test_the_summary_of_a_demo_that_stopped_early_has_only_the_docs_address() -> None:
-    assert demo.outcome_lines({}, "http://127.0.0.1:8000/docs") == ["API docs: http://127.0.0.1:8000/docs"]
+    (line,) = demo.outcome_lines({}, "http://127.0.0.1:8000/docs")
+    assert line.startswith("API docs: http://127.0.0.1:8000/docs once the stack is up")
 
 
 def test_a_paper_day_without_trades_says_its_parity_is_trivial() -> None:
