@@ -52,7 +52,8 @@ def served(root: Path, model_id: str, seed: int = 0) -> ServedModel:
 
 
 def settings(**overrides: object) -> PolicySettings:
-    values: dict[str, object] = {"api_keys": RECORDS, "api_rate_limit": "100000/1s", "decisions_enabled": False}
+    values: dict[str, object] = {"api_keys": RECORDS, "api_rate_limit": "100000/1s", "decisions_enabled": False,
+                                 "api_auth_failure_limit": "100000/1s"}  # the tests fail auth on purpose
     return PolicySettings(**{**values, **overrides})  # type: ignore[arg-type]
 
 

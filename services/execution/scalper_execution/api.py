@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query
 from pydantic import BaseModel, Field
 
 from scalper_execution.service import ExecutionService
-from scalper_shared.runtime.api_security import Authenticator, Scope
+from scalper_shared.runtime.api_security import NUL_TOLERANT_PATHS_STATE, Authenticator, Scope
 from scalper_shared.schema.messages import TradingState
 
 ORDER_STATUSES = Literal["submitted", "accepted", "partially_filled", "filled", "canceled", "rejected"]
@@ -31,6 +31,8 @@ class RiskStateView(BaseModel):
 
 def install_routes(app: FastAPI, service: ExecutionService, auth: Authenticator) -> None:
     router = APIRouter(prefix="/v1", tags=["execution"])
+    # the kill switch engages whatever its reason holds (the reason is sanitised, never refused)
+    setattr(app.state, NUL_TOLERANT_PATHS_STATE, {"/v1/risk/halt", "/v1/risk/reduce", "/v1/risk/flatten"})
     read = [Depends(auth.require(Scope.READ))]
     trade = [Depends(auth.require(Scope.TRADE))]
 

@@ -28,6 +28,8 @@ from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from scalper_shared.runtime.api_security import BodySizeLimit
+
 logger = logging.getLogger(__name__)
 
 ReadinessCheck = Callable[[], None]
@@ -170,6 +172,7 @@ def build_service_app(
         app = FastAPI(title=f"scalper-{name}", lifespan=lifespan, dependencies=dependencies, docs_url=None,
                       redoc_url=None, openapi_url=None, **fastapi_kwargs)  # type: ignore[arg-type]
     app.add_middleware(RequestLatency)
+    app.add_middleware(BodySizeLimit)  # 413 over the body limit, 422 for NUL in path, query or JSON strings
 
     @app.get("/healthz", tags=["ops"], responses={503: {"description": "A background worker has died"}})
     def healthz() -> dict[str, object]:
