@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response, status
 from redis import Redis
-from rq import Queue, Retry
+from rq import Callback, Queue, Retry
 from rq.command import send_stop_job_command
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -29,6 +29,7 @@ from sqlalchemy import Engine
 
 from scalper_shared.db.training import load_diagnostics
 from scalper_shared.runtime.api_security import Authenticator, Scope
+from scalper_shared.runtime.rq_jobs import note_abandoned
 from scalper_shared.schema.training import (
     TRAINING_JOB_FUNC,
     TRAINING_QUEUE,
@@ -85,7 +86,8 @@ class TrainingJobs:
                     return existing, False
         job = self.queue.enqueue(
             TRAINING_JOB_FUNC, config.model_dump(mode="json"), job_id=job_id,
-            retry=Retry(max=self.retries) if self.retries else None, job_timeout=self.job_timeout_s,
+            retry=Retry(max=self.retries) if self.retries else None, on_failure=Callback(note_abandoned),
+            job_timeout=self.job_timeout_s,
             result_ttl=self.result_ttl_s, failure_ttl=self.result_ttl_s,
             description=f"train {','.join(config.symbols)} {config.train_from}..{config.train_to} "
                         f"{config.total_timesteps} steps",

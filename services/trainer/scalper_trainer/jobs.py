@@ -90,13 +90,15 @@ class TrainingRun:
     def __init__(self, config: TrainConfig, job_id: str, *, artifacts_dir: Path, engine: Engine,
                  env_factory: EnvFactory, status: JobStatus, cancel: CancelFlag,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, checkpoints_keep: int = 3,
+                 checkpoints_budget_bytes: int | None = 512 * 2**20) -> None:
         self.config, self.job_id = config, job_id
         self.artifacts_dir, self.engine = artifacts_dir, engine
         self.env_factory, self.status, self.cancel = env_factory, status, cancel
         self.clock, self.monotonic = clock, monotonic
         self.job_dir = artifacts_dir / "jobs" / job_id
-        self.checkpoints = CheckpointStore(self.job_dir / "checkpoints")
+        self.checkpoints = CheckpointStore(self.job_dir / "checkpoints", keep=checkpoints_keep,
+                                           budget_bytes=checkpoints_budget_bytes)
         self.diagnostics: list[Diagnostics] = load_diagnostics(engine, job_id)
         self.updates = UpdateLog()
         self.train_terms = RewardTermTally()
@@ -302,7 +304,8 @@ def run_training_job(config: dict[str, Any]) -> dict[str, Any]:
     try:
         run = TrainingRun(train_config, job.id, artifacts_dir=settings.artifacts_dir, engine=engine,
                           env_factory=default_env_factory, status=job,
-                          cancel=RedisCancelFlag(job.connection, job.id))
+                          cancel=RedisCancelFlag(job.connection, job.id), checkpoints_keep=settings.checkpoint_keep,
+                          checkpoints_budget_bytes=settings.checkpoint_budget_mb * 2**20)
         return run.run().to_json()
     finally:
         engine.dispose()

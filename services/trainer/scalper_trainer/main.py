@@ -3,7 +3,8 @@
 torch, sb3 and the job code are imported here, once per worker: RQ forks a work-horse per job and
 the horse inherits them. RQ owns the main thread (SIGTERM is a warm shutdown: the running job
 goes on to its end); the HTTP server runs in a daemon thread beside it. A job whose worker died
-(SIGKILL, lost host) is retried by RQ's maintenance once its heartbeat expires, and resumes from
+(SIGKILL, lost host) is noticed three heartbeat intervals after its last beat by the policy service's
+sweep (``scalper_shared.runtime.rq_jobs``), re-queued with a warning in its status, and resumes from
 its last checkpoint.
 """
 
@@ -13,12 +14,13 @@ import logging
 import threading
 
 from prometheus_client import REGISTRY
-from rq import Queue, Worker
+from rq import Queue
 from rq.serializers import JSONSerializer
 
 from scalper_shared.db import migrate
 from scalper_shared.runtime import build_service_app, configure_logging
 from scalper_shared.runtime.bootstrap import connect
+from scalper_shared.runtime.rq_jobs import HeartbeatWorker
 from scalper_shared.schema.evaluation import EVALUATION_QUEUE
 from scalper_shared.schema.training import TRAINING_QUEUE
 from scalper_shared.settings import load_settings
@@ -61,7 +63,7 @@ def main() -> None:
                      settings.http_host, settings.http_port)
     queues = [Queue(settings.stream_prefix + name, connection=connections.redis, serializer=JSONSerializer)
               for name in (TRAINING_QUEUE, EVALUATION_QUEUE)]
-    worker = Worker(queues, connection=connections.redis, serializer=JSONSerializer,
+    worker = HeartbeatWorker(queues, connection=connections.redis, serializer=JSONSerializer,
                     job_monitoring_interval=settings.job_monitoring_interval_s)
     logger.info("trainer worker %s listening on queues %s", worker.name, ", ".join(q.name for q in queues))
     worker.work(with_scheduler=False)

@@ -15,3 +15,7 @@ class TrainerSettings(ServiceSettings):
     job_monitoring_interval_s: int = Field(
         10, gt=0, validation_alias="TRAINER_JOB_MONITORING_INTERVAL_S",
         description="Heartbeat interval of a running job; a dead worker's job is retried after this + 60 s")
+    checkpoint_keep: int = Field(3, ge=1, validation_alias="TRAINER_CHECKPOINT_KEEP",
+                                 description="Checkpoints kept per job (the newest); older ones are deleted")
+    checkpoint_budget_mb: int = Field(512, ge=1, validation_alias="TRAINER_CHECKPOINT_BUDGET_MB",
+                                      description="Disk budget of one job's checkpoints (the newest always stays)")

@@ -28,6 +28,12 @@ MILESTONE_STEPS: tuple[int, ...] = (5_000, 10_000, 25_000, 50_000, 100_000, 250_
 KNOWN_SYMBOLS = ("SPY", "QQQ", "I:SPX")
 
 
+MIN_CHECKPOINT_EVERY = 100
+MAX_CHECKPOINTS = 1_000
+"""A job checkpoints at most this often and this many times (a checkpoint with its diagnostics costs
+seconds and megabytes; the trainer also keeps only the newest few on disk)."""
+
+
 class TrainConfig(BaseModel):
     """One training job: data window, budget, seed, PPO and reward settings. Saved with the model.
 
@@ -52,7 +58,9 @@ class TrainConfig(BaseModel):
     data_edge: Literal["none", "momentum"] = Field(
         "none", description="Planted edge of the synthetic market (synthetic source only)")
     total_timesteps: int = Field(50_000, gt=0, le=100_000_000)
-    checkpoint_every: int = Field(25_000, gt=0, description="Checkpoint every N steps (plus milestones)")
+    checkpoint_every: int = Field(25_000, ge=MIN_CHECKPOINT_EVERY,
+                                  description="Checkpoint every N steps (plus milestones); at least "
+                                              f"{MIN_CHECKPOINT_EVERY}, at most {MAX_CHECKPOINTS} checkpoints a job")
     seed: int = Field(0, ge=0)
     n_envs: int = Field(PRESETS[DEFAULT_PRESET].n_envs, gt=0, le=1024,
                         description="Environments stepped together by the batched env (default: the preset's)")
@@ -98,6 +106,14 @@ class TrainConfig(BaseModel):
         rollout = self.n_envs * self.ppo.n_steps
         if self.ppo.batch_size > rollout:
             raise ValueError(f"ppo.batch_size {self.ppo.batch_size} exceeds the rollout n_envs x n_steps = {rollout}")
+        return self
+
+    @model_validator(mode="after")
+    def _bounded_checkpoints(self) -> TrainConfig:
+        if self.total_timesteps // self.checkpoint_every > MAX_CHECKPOINTS:
+            raise ValueError(f"checkpoint_every {self.checkpoint_every} makes more than {MAX_CHECKPOINTS} checkpoints "
+                             f"of {self.total_timesteps} steps; use at least "
+                             f"{-(-self.total_timesteps // MAX_CHECKPOINTS)}")
         return self
 
     @model_validator(mode="after")
