@@ -176,6 +176,8 @@ def configure_cli_logging(verbose: bool) -> None:
                         handlers=[handler], force=True)
     for noisy in ("httpx", "httpcore", "pgserver", "asyncio", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # urllib3 logs every retry in its own words; the Polygon client logs each one with the ticker and the wait
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 
 @app.callback()

@@ -24,14 +24,19 @@ def invoke(args: list[str]) -> Any:
     return CliRunner().invoke(app, args, prog_name="scalper", env={"COLUMNS": "200"})
 
 
-def test_root_help_imports_no_command_module_and_nothing_heavy() -> None:
+def modules_after(args: list[str]) -> tuple[str, list[str]]:
+    """(stdout, modules imported) of a fresh process that ran ``scalper ARGS``."""
     probe = ("import json, sys\n"
              "from scalper_cli.main import app\n"
-             "try:\n    app(['--help'], prog_name='scalper')\nexcept SystemExit:\n    pass\n"
+             f"try:\n    app({args!r}, prog_name='scalper')\nexcept SystemExit:\n    pass\n"
              "print(json.dumps(sorted(sys.modules)))\n")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
-    modules = json.loads(result.stdout.strip().splitlines()[-1])
-    assert "Usage: scalper" in result.stdout
+    return result.stdout, json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_root_help_imports_no_command_module_and_nothing_heavy() -> None:
+    stdout, modules = modules_after(["--help"])
+    assert "Usage: scalper" in stdout
     loaded = [m for m in modules if m.startswith("scalper_cli.commands") or m.split(".")[0] in ("scalper_ingestion",
               "scalper_features", "scalper_trainer")]
     assert not loaded, f"scalper --help imported {loaded}"
@@ -67,12 +72,8 @@ def test_clean_help_removes_rst_markup_and_rewraps_paragraphs() -> None:
 
 
 def test_a_command_module_is_imported_only_when_its_command_runs() -> None:
-    probe = ("import sys\nfrom scalper_cli.main import app\n"
-             "try:\n    app(['keys', 'new', '--name', 'probe'], prog_name='scalper')\nexcept SystemExit:\n    pass\n"
-             "print('keys' if 'scalper_cli.commands.keys' in sys.modules else '-', "
-             "'ingest' if 'scalper_cli.commands.ingest' in sys.modules else '-')\n")
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
-    assert result.stdout.strip().splitlines()[-1] == "keys -"
+    _, modules = modules_after(["keys", "new", "--name", "probe"])
+    assert "scalper_cli.commands.keys" in modules and "scalper_cli.commands.ingest" not in modules
 
 
 def test_the_root_is_a_typer_app() -> None:

@@ -316,8 +316,8 @@ class PolygonRestSource:
                     # a trading day without a bar: a gap at Polygon or outside the plan's history.
                     # Never cached as complete, so a later backfill asks again.
                     self.empty_days.append((symbol, trading_day.day))
-                    logger.warning("Polygon returned no %s bars for trading day %s; not cached", symbol,
-                                   trading_day.day)
+                    logger.info("Polygon returned no %s bars for trading day %s; not cached", symbol,
+                                trading_day.day)  # the backfill warns once for all such days
                 elif self.cache is not None and is_complete_day(trading_day.day, now):
                     self.cache.store(symbol, trading_day.day, raw_day)
                 yield trading_day.day, raw_day
