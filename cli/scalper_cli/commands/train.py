@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from scalper_cli.api_client import ApiClientSettings, checked, client
 from scalper_cli.commands.premium import load_premium_config
+from scalper_shared.core.edge import MARKET_EDGES
 from scalper_shared.settings import load_settings
 
 app = typer.Typer(help=__doc__)
@@ -96,6 +97,11 @@ def train(
     poll_s: Annotated[float, typer.Option(help="Seconds between polls with --wait")] = 2.0,
     premium_config: Annotated[Path | None, typer.Option(
         "--premium-config", help="PremiumModelConfig JSON (`scalper premium calibrate`); saved with the model")] = None,
+    synthetic_seed: Annotated[int, typer.Option("--synthetic-seed", min=0,
+                                                help="Seed of the synthetic market (--source synthetic)")] = 0,
+    synthetic_edge: Annotated[str, typer.Option(
+        "--synthetic-edge", help="Planted edge of the synthetic market: none or momentum (--source synthetic)")
+    ] = "none",
 ) -> None:
     """Start a training job (202 with its id); with --wait, show progress and the diagnostics.
     With --local, run it here on the worker's code path (needs only PostgreSQL)."""
@@ -104,6 +110,12 @@ def train(
                         _day(validation_to, "--validation-to") if validation_to else None)
     if premium_config is not None:
         body["premium"] = load_premium_config(premium_config).model_dump(mode="json")
+    if synthetic_edge not in MARKET_EDGES:
+        raise typer.BadParameter(f"--synthetic-edge {synthetic_edge!r}: one of {', '.join(MARKET_EDGES)}")
+    if source == "synthetic":
+        body |= {"data_seed": synthetic_seed, "data_edge": synthetic_edge}
+    elif synthetic_edge != "none" or synthetic_seed != 0:
+        raise typer.BadParameter("--synthetic-seed and --synthetic-edge need --source synthetic")
     if local:
         train_here(body, out)
         return
