@@ -37,6 +37,7 @@ from scalper_cli import stack
 from scalper_cli.settings import StackSettings
 from scalper_shared.bus import ENVELOPE_FIELD, StreamProducer
 from scalper_shared.clock import SystemClock, uuid_ids
+from scalper_shared.core.risk import RiskConfig
 from scalper_shared.runtime.api_security import API_KEY_HEADER, ApiKeyRecord, Scope, hash_key
 from scalper_shared.schema import CODEC, Bar, Envelope, Session, make_envelope, streams
 
@@ -97,15 +98,15 @@ def new_api_key() -> tuple[str, ApiKeyRecord]:
     return key, ApiKeyRecord(name="demo", sha256=hash_key(key), scopes=frozenset({Scope.ADMIN}))
 
 
-def service_environment(record: ApiKeyRecord, plan: DemoPlan, contracts: int,
+def service_environment(record: ApiKeyRecord, plan: DemoPlan, risk: RiskConfig,
                         now: datetime | None = None) -> dict[str, str]:
     """What the demo adds to the services' environment: its key, live feed off, deterministic paper
-    mode trading the environment's contracts, and decisions on a replayed (old) day not rejected as stale."""
+    mode under the model's risk-and-sizing config, and decisions on a replayed (old) day not rejected as stale."""
     now = now or datetime.now(UTC)
     paper_age_s = (now - datetime.combine(plan.paper_day, datetime.min.time(), UTC)).total_seconds()
     entry = {"name": record.name, "sha256": record.sha256, "scopes": sorted(s.value for s in record.scopes)}
     return {"API_KEYS": json.dumps([entry]), "INGESTION_LIVE": "false", "PAPER_DETERMINISTIC": "true",
-            "EXECUTION_BROKER": "paper", "EXECUTION_CONTRACTS_PER_ENTRY": str(contracts),
+            "EXECUTION_BROKER": "paper", "EXECUTION_RISK_CONFIG": risk.model_dump_json(),
             "FEATURES_SYMBOLS": ",".join(TRADED_SYMBOLS),
             "POLICY_DECISION_MAX_AGE_S": str(int(max(paper_age_s, 0) + 30 * 86_400))}
 
@@ -384,8 +385,7 @@ def paper_day(ctx: DemoContext) -> str:
     from scalper_cli.commands.paper import render
     from scalper_cli.paper import PaperTarget, run_paper_day
 
-    contracts = int(ctx.service_env["EXECUTION_CONTRACTS_PER_ENTRY"])
-    target = PaperTarget(ctx.redis_url, ctx.database_url, ctx.settings.stream_prefix, TRADED_SYMBOLS, contracts,
+    target = PaperTarget(ctx.redis_url, ctx.database_url, ctx.settings.stream_prefix, TRADED_SYMBOLS,
                          ctx.facts["artifact_dir"], stream_maxlen=ctx.settings.stream_maxlen)
     result = run_paper_day(target, ctx.facts["model_id"], ctx.plan.paper_day, speed=0.0)
     render(result)
@@ -507,11 +507,10 @@ def outcome_lines(facts: dict[str, Any], docs_url: str, stack_up: bool = False) 
 def run_demo(settings: StackSettings, console: Console, steps: list[tuple[str, Step]] = STEPS,
              plan: DemoPlan | None = None, keep_up: bool = False) -> bool:
     """Run the demo steps, bring the stack down (unless ``keep_up``), print the summary; True when all passed."""
-    from scalper_trainer.env import EnvConfig
 
     key, record = new_api_key()
     plan = plan or DemoPlan()
-    ctx = DemoContext(settings, console, plan, key, service_environment(record, plan, EnvConfig().contracts))
+    ctx = DemoContext(settings, console, plan, key, service_environment(record, plan, RiskConfig()))
     results: list[StepResult] = []
     try:
         results = run_steps(ctx, steps)

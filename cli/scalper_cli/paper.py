@@ -11,7 +11,7 @@ recorded it before sending), and runs the evaluation engine on the same day with
 (:func:`backtest_trades`). In deterministic paper mode both trade lists are equal field by field.
 
 Requirements on the stack: the policy serves ``model_id`` (promoted), ``PAPER_DETERMINISTIC``,
-``EXECUTION_CONTRACTS_PER_ENTRY`` equal to the environment's contracts, ``POLICY_DECISION_MAX_AGE_S``
+``EXECUTION_RISK_CONFIG`` equal to the model's saved risk config, ``POLICY_DECISION_MAX_AGE_S``
 larger than the day's age (a replayed day is old), and the day later than anything the services saw.
 """
 
@@ -191,17 +191,18 @@ def order_latencies_ms(db: Engine, published_at: dict[datetime, datetime]) -> li
 # --- the backtest ----------------------------------------------------------------------------------
 
 
-def backtest_trades(database_url: str, artifact_dir: Path, day: date, symbols: Sequence[str],
-                    contracts: int) -> list[PaperTrade]:
-    """The evaluation engine's trades of ``day`` with the model's numpy policy, deterministic."""
-    from scalper_shared.core.policy_net import NumpyPolicy
-    from scalper_trainer.env import EnvConfig, MarketTape, load_episodes
+def backtest_trades(database_url: str, artifact_dir: Path, day: date, symbols: Sequence[str]) -> list[PaperTrade]:
+    """The evaluation engine's trades of ``day`` with the model's numpy policy, deterministic, under
+    the model's saved risk-and-sizing and premium configs (one account for all symbols)."""
+    from scalper_trainer.env import MarketTape, load_episodes
     from scalper_trainer.evaluation.engine import evaluate
     from scalper_trainer.evaluation.policies import AgentPolicy
+    from scalper_trainer.evaluation.run import load_artifact
 
-    config = EnvConfig(contracts=contracts)
+    artifact = load_artifact(artifact_dir, artifact_dir)
+    config = artifact.env_config()
     tape = MarketTape(load_episodes(database_url, list(symbols), day, day), config)
-    result = evaluate(AgentPolicy(NumpyPolicy.load(artifact_dir / "policy.npz")), tape, config)
+    result = evaluate(AgentPolicy(artifact.network), tape, config)
     return trades_from_fills(result.fills, tape)
 
 
@@ -255,7 +256,6 @@ class PaperTarget:
     database_url: str
     stream_prefix: str
     symbols: tuple[str, ...]
-    contracts: int
     artifact_dir: Path
     stream_maxlen: int = 100_000
     settle_timeout_s: float = 30.0
@@ -285,6 +285,6 @@ def run_paper_day(target: PaperTarget, model_id: str, day: date, speed: float) -
     finally:
         client.close()
         db.dispose()
-    backtest = backtest_trades(target.database_url, target.artifact_dir, day, target.symbols, target.contracts)
+    backtest = backtest_trades(target.database_url, target.artifact_dir, day, target.symbols)
     return PaperResult(model_id, day, replay.minutes, replay.published, round(seconds, 2), paper, backtest,
                        latencies)

@@ -89,7 +89,7 @@ def paper_stack(tmp_path: Path, redis_url: str, database_url: str, stream_prefix
            "STREAM_PREFIX": stream_prefix, "ARTIFACTS_DIR": str(tmp_path / "artifacts"),
            "API_KEYS": json.dumps([{"name": "parity", "sha256": hash_key(key), "scopes": ["admin"]}]),
            "PAPER_DETERMINISTIC": "true", "EXECUTION_BROKER": "paper",
-           "EXECUTION_CONTRACTS_PER_ENTRY": str(CONTRACTS), "POLICY_DECISION_MAX_AGE_S": "1000000000",
+           "POLICY_DECISION_MAX_AGE_S": "1000000000",
            "POLICY_MODEL_POLL_S": "0.2", "FEATURES_SYMBOLS": ",".join(SYMBOLS), "INGESTION_LIVE": "false",
            "EXECUTION_RISK_CONFIG": "{}", "STACK_READY_TIMEOUT_S": "120",
            "EXECUTION_DECISION_BAR_WAIT_MS": "60000"}
@@ -121,7 +121,7 @@ def test_a_paper_day_equals_the_backtest_trade_for_trade(
     model_id, artifact_dir = register_trading_model(database_url, tmp_path / "artifacts")
     promote(settings, key, model_id)
 
-    target = PaperTarget(redis_url, database_url, stream_prefix, SYMBOLS, CONTRACTS, artifact_dir,
+    target = PaperTarget(redis_url, database_url, stream_prefix, SYMBOLS, artifact_dir,
                          settle_timeout_s=60)
     result = run_paper_day(target, model_id, DAY, speed=0.0)
 

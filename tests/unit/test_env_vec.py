@@ -114,9 +114,11 @@ def test_masks_are_the_shared_mask_rule(episodes, config) -> None:
     for _ in range(80):
         b = vec.batch
         since = np.where(b.last_exit_row < -1e8, np.inf, b.row - b.last_exit_row)
+        assert (b.account_trades() == b.trades_today).all()  # training: every environment its own account
         expected = action_masks(b.held > 0, minutes_to_close=b.tape.minutes_to_close[b.row],
-                                trades_today=b.trades_today, minutes_since_exit=since,
-                                exit_was_stop=b.exit_was_stop, pnl_today=b.pnl_today, config=config.risk)
+                                trading_state=b.trading_states(), trades_today=b.trades_today,
+                                minutes_since_exit=since, exit_was_stop=b.exit_was_stop,
+                                pnl_today=b.account_pnl(), config=config.risk)
         masks = get_action_masks(vec)
         np.testing.assert_array_equal(masks, expected)
         vec.step(random_allowed(rng, masks))

@@ -116,7 +116,7 @@ FLATTEN_ROW = 384
 
 def test_the_environment_trims_the_tier_then_flattens_on_a_coinciding_bar() -> None:
     closes = [500.0] * FLATTEN_ROW + [506.0]
-    env = TradingEnv(hand_episodes(closes), hand_config(358, risk=ONE_TIER, contracts=10))
+    env = TradingEnv(hand_episodes(closes), hand_config(358, risk=ONE_TIER))
     env.reset(seed=0)
     env.state.fills = []
     env.step(Action.BUY_CALL)

@@ -40,7 +40,6 @@ def promote_and_wait(model_id: str, timeout_s: float = 60.0) -> Path:
 
 
 def target_of_stack(artifact_dir: Path) -> PaperTarget:
-    from scalper_execution.settings import ExecutionSettings
     from scalper_features.settings import FeaturesSettings
 
     settings = load_settings(StackSettings)
@@ -48,9 +47,8 @@ def target_of_stack(artifact_dir: Path) -> PaperTarget:
     if state is None:
         raise typer.BadParameter("the stack is not up (scalper stack up)")
     features = load_settings(FeaturesSettings)
-    execution = load_settings(ExecutionSettings)
     return PaperTarget(state.infrastructure.redis_url, state.infrastructure.database_url, settings.stream_prefix,
-                       features.symbol_list, execution.contracts_per_entry, artifact_dir,
+                       features.symbol_list, artifact_dir,
                        stream_maxlen=settings.stream_maxlen)
 
 

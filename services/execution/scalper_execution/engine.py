@@ -41,6 +41,7 @@ from scalper_shared.core.risk import (
     contracts_to_sell,
     daily_loss_limit_hit,
     must_flatten,
+    risk_differences,
 )
 from scalper_shared.schema.envelope import Message
 from scalper_shared.schema.messages import (
@@ -68,6 +69,7 @@ UNKNOWN_MODEL = "unknown_model"
 SPEC_HASH_MISMATCH = "spec_hash_mismatch"
 ACTION_MASKED = "action_masked"
 DECISION_OUT_OF_TIME = "decision_out_of_time"
+RISK_CONFIG_MISMATCH = "risk_config_mismatch"
 BAR_AHEAD_OF_CLOCK = "bar_ahead_of_clock"
 TRIM_FRACTIONS = {Action.TRIM_50: 0.5, Action.TRIM_70: 0.7, Action.EXIT: 1.0}
 TERMINAL_STATUSES = frozenset({"filled", "canceled", "rejected"})
@@ -95,10 +97,13 @@ def decision_order_id(decision: PolicyDecision) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ServedModel:
-    """The model whose decisions execution acts on: the promoted one and its feature spec hash."""
+    """The model whose decisions execution acts on: the promoted one, its feature spec hash and the
+    risk-and-sizing config it was trained and evaluated under."""
 
     model_id: str
     spec_hash: str
+    risk: RiskConfig | None = None
+    """None: unknown, taken as equal to execution's."""
 
 
 ServedModelSource = Callable[[str], ServedModel | None]
@@ -183,12 +188,16 @@ class Effects:
 
 @dataclass(frozen=True, slots=True)
 class ExecutionConfig:
-    contracts_per_entry: int = 1
+    contracts_per_entry: int | None = None
+    """Contracts per entry; None: the risk config's ``contracts_per_entry`` (paper). The live broker
+    passes its own ramped size."""
     order_rate_limit: RateLimit = field(default_factory=lambda: RateLimit(100, 1.0))
     decision_tolerance: timedelta = timedelta(minutes=2)
     """How far a decision's minute may lie from its symbol's market time (newest bar start)."""
     clock_allowance: timedelta = timedelta(minutes=1)
     """How far a bar's close may lie ahead of the clock before the bar is refused."""
+    allow_risk_mismatch: bool = False
+    """Act on a model whose saved risk-and-sizing config differs from execution's (told to)."""
 
 
 class ExecutionEngine:
@@ -207,6 +216,10 @@ class ExecutionEngine:
         self._market_now: datetime | None = None
 
     # -- views ------------------------------------------------------------------------------------
+
+    @property
+    def contracts_per_entry(self) -> int:
+        return self.config.contracts_per_entry or self.risk.contracts_per_entry
 
     def now(self) -> datetime:
         """Market time (the close of the newest bar) when bars have been seen, else the clock."""
@@ -342,6 +355,10 @@ class ExecutionEngine:
             return UNKNOWN_MODEL, f"model {decision.model_id[:64]!r} is not the promoted model"
         if decision.spec_hash != served.spec_hash:
             return SPEC_HASH_MISMATCH, f"spec hash {decision.spec_hash[:16]!r} is not the served one"
+        differences = [] if served.risk is None else risk_differences(self.risk, served.risk)
+        if differences and not self.config.allow_risk_mismatch:
+            return RISK_CONFIG_MISMATCH, ("execution's risk config differs from the model's ("
+                                          + "; ".join(differences)[:300] + ")")
         if not decision.mask[decision.action]:
             return ACTION_MASKED, "the decision's own mask forbids its action"
         if not self.decision_in_time(decision):
@@ -352,7 +369,7 @@ class ExecutionEngine:
         if decision.action in ENTRY_ACTIONS and self.market(symbol).last_bar is not None:
             mask = self.action_mask(symbol)
             if not mask[decision.action]:
-                reason = check_entry(self.snapshot(), symbol, self.config.contracts_per_entry, self.risk)
+                reason = check_entry(self.snapshot(), symbol, self.contracts_per_entry, self.risk)
                 return str(reason or ACTION_MASKED), "execution's own mask forbids the action"
         return None
 
@@ -443,7 +460,7 @@ class ExecutionEngine:
     # -- orders -----------------------------------------------------------------------------------
 
     def _enter(self, symbol: str, right: OptionRight, order_id: str, decision_id: str, effects: Effects) -> None:
-        contracts = self.config.contracts_per_entry
+        contracts = self.contracts_per_entry
         reason = check_entry(self.snapshot(), symbol, contracts, self.risk)
         if reason is not None:
             self._deny(order_id, symbol, str(reason), effects)

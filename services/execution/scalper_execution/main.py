@@ -47,10 +47,11 @@ def build_service(settings: ExecutionSettings) -> tuple[ExecutionService, list[T
     migrate(database)
     clock = SystemClock()
     live = start_live(settings, database, clock) if settings.broker == "alpaca" else None
-    contracts = live.config.max_contracts_per_entry if live is not None else settings.contracts_per_entry
+    contracts = live.config.max_contracts_per_entry if live is not None else None  # None: the risk config's
     config = ExecutionConfig(contracts, RateLimit.parse(settings.order_rate_limit),
                              decision_tolerance=timedelta(minutes=settings.decision_tolerance_minutes),
-                             clock_allowance=timedelta(seconds=settings.bar_clock_allowance_s))
+                             clock_allowance=timedelta(seconds=settings.bar_clock_allowance_s),
+                             allow_risk_mismatch=settings.allow_model_risk_mismatch)
     engine = ExecutionEngine(settings.risk, DEFAULT_PREMIUM_CONFIG, clock, time.monotonic, config,
                              served=PromotedModelSource(database))
     broker = live or PaperBroker(database, engine.quote_option, clock, DEFAULT_PREMIUM_CONFIG,

@@ -17,10 +17,14 @@ class ExecutionSettings(ServiceSettings, ApiSettingsMixin, LiveSettingsMixin):
     http_port: int = Field(8003, ge=1, le=65535, validation_alias="EXECUTION_HTTP_PORT")
     broker: Literal["paper", "alpaca"] = Field("paper", validation_alias="EXECUTION_BROKER",
                                                description="Where orders go: the paper broker or Alpaca (live.py)")
-    contracts_per_entry: int = Field(1, gt=0, validation_alias="EXECUTION_CONTRACTS_PER_ENTRY")
     order_rate_limit: str = Field("100/1s", validation_alias="EXECUTION_ORDER_RATE_LIMIT")
-    risk_config: dict[str, Any] = Field(default_factory=dict, validation_alias="EXECUTION_RISK_CONFIG",
-                                        description="JSON of RiskConfig fields; unset fields keep their defaults")
+    risk_config: dict[str, Any] = Field(
+        default_factory=dict, validation_alias="EXECUTION_RISK_CONFIG",
+        description="JSON of RiskConfig fields (limits, stop, tiers, contracts_per_entry); unset fields keep "
+                    "their defaults. It must equal the promoted model's saved config")
+    allow_model_risk_mismatch: bool = Field(
+        False, validation_alias="EXECUTION_ALLOW_MODEL_RISK_MISMATCH",
+        description="Act on a model whose saved risk config differs from EXECUTION_RISK_CONFIG")
     decision_bar_wait_ms: int = Field(5000, ge=0, validation_alias="EXECUTION_DECISION_BAR_WAIT_MS",
                                       description="How long a decision waits for its own bar to reach execution")
     decision_tolerance_minutes: float = Field(

@@ -120,7 +120,7 @@ class LiveDecisions:
         if model.spec_hash != self.live.spec.spec_hash:
             SKIPPED.labels("model_spec").inc()
             return None
-        decision = decide(model, snapshot.observation, snapshot.inputs.mask(self.live.risk))
+        decision = decide(model, snapshot.observation, snapshot.inputs.mask(model.risk))
         message = PolicyDecision(symbol=symbol, minute=minute_datetime(minute), action=decision.action,
                                  probabilities=tuple(float(p) for p in decision.probabilities),
                                  mask=tuple(bool(m) for m in decision.mask), model_id=model.model_id,

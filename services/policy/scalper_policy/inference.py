@@ -29,6 +29,7 @@ from scalper_shared.clock import Clock
 from scalper_shared.core.actions import N_ACTIONS, Action
 from scalper_shared.core.features import FEATURE_SPEC, FeatureSpec
 from scalper_shared.core.policy_net import BoolArray, FloatArray, NumpyPolicy
+from scalper_shared.core.risk import DEFAULT_RISK_CONFIG, RiskConfig, saved_risk_config
 from scalper_shared.db.training import promoted_model
 from scalper_shared.schema import streams
 
@@ -56,6 +57,8 @@ class ServedModel:
     policy: NumpyPolicy
     artifact_dir: Path
     loaded_at: datetime
+    risk: RiskConfig = DEFAULT_RISK_CONFIG
+    """The risk-and-sizing config saved with the model: its decisions' masks use it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +96,8 @@ def manifest_spec_hash(model_id: str, manifest: dict[str, Any]) -> str:
 def load_served_model(model_id: str, artifact_dir: Path, *, expected_spec_hash: str, loaded_at: datetime,
                       spec: FeatureSpec = FEATURE_SPEC) -> ServedModel:
     """Load and check one model; raises :class:`ModelRefused` with the reason when it cannot serve."""
-    spec_hash = manifest_spec_hash(model_id, read_manifest(model_id, artifact_dir))
+    manifest = read_manifest(model_id, artifact_dir)
+    spec_hash = manifest_spec_hash(model_id, manifest)
     if spec_hash != expected_spec_hash:
         raise ModelRefused(model_id, f"feature-spec hash mismatch: the model was trained on features "
                                      f"{spec_hash[:16]} but the feature service computes {expected_spec_hash[:16]}")
@@ -105,7 +109,11 @@ def load_served_model(model_id: str, artifact_dir: Path, *, expected_spec_hash: 
     if policy.input_size != expected_inputs or policy.n_actions != N_ACTIONS:
         raise ModelRefused(model_id, f"network takes {policy.input_size} inputs and gives {policy.n_actions} "
                                      f"actions; the service needs {expected_inputs} and {N_ACTIONS}")
-    return ServedModel(model_id, spec_hash, policy, artifact_dir, loaded_at)
+    try:
+        risk = saved_risk_config(manifest.get("config") if isinstance(manifest.get("config"), dict) else None)
+    except ValueError as exc:
+        raise ModelRefused(model_id, f"{MANIFEST_FILE} has an invalid risk config: {exc}") from None
+    return ServedModel(model_id, spec_hash, policy, artifact_dir, loaded_at, risk)
 
 
 def decide(model: ServedModel, observation: np.ndarray, mask: BoolArray, *, deterministic: bool = True,

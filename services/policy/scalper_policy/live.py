@@ -2,9 +2,10 @@
 ``positions.state``.
 
 Mask inputs follow :func:`scalper_shared.core.masks.action_mask`: the position side comes from the
-latest position state; ``trades_today`` counts flat -> open transitions on the state's New York date;
-the cooldown runs from the last open -> flat transition (a stop-out when the last open state was down
-``stop_loss_pct`` or more); ``pnl_today`` sums the realised P&L of the day's closed positions. The
+latest position state; ``trades_today`` counts flat -> open transitions of every symbol (the account)
+on the state's New York date; the cooldown runs from the symbol's last open -> flat transition (a
+stop-out when the last open state was down ``stop_loss_pct`` or more); ``pnl_today`` sums the
+realised P&L of the day's closed positions of every symbol. The risk config is the served model's. The
 trading state is ACTIVE unless a request says otherwise (``positions.state`` does not carry it; the
 execution service's risk engine enforces it regardless).
 """
@@ -196,9 +197,11 @@ class LiveState:
         if same_day and entry.last_exit is not None:
             since_exit = max(0.0, (minute + MINUTE_MS - entry.last_exit.timestamp() * 1000) / MINUTE_MS)
         position = entry.position.side if entry.position is not None else PositionSide.FLAT
-        return replace(base, position=position, trades_today=entry.trades_today if same_day else 0,
+        day = session_date(minute_datetime(minute))
+        account = [e for e in self._symbols.values() if e.day == day]  # trades and P&L are the account's
+        return replace(base, position=position, trades_today=sum(e.trades_today for e in account),
                        minutes_since_exit=since_exit, exit_was_stop=same_day and entry.exit_was_stop,
-                       pnl_today=entry.pnl_today if same_day else 0.0)
+                       pnl_today=sum(e.pnl_today for e in account))
 
     def snapshot(self, symbol: str) -> LiveSnapshot | None:
         """The current observation and mask inputs of ``symbol``; None before its first features."""

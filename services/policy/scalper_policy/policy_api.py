@@ -162,7 +162,7 @@ def policy_router(runtime: PolicyRuntime, auth: Authenticator) -> APIRouter:
         explicit = request.observation is not None
         minute, observation, inputs = (_explicit if explicit else _live)(request, runtime)
         rng = None if request.deterministic else runtime.sample_rng(request.seed)
-        decision = decide(model, observation, inputs.mask(runtime.live.risk),
+        decision = decide(model, observation, inputs.mask(model.risk),
                           deterministic=request.deterministic, rng=rng)
         return PolicyActionResponse(
             symbol=request.symbol, minute=minute_datetime(minute), action=int(decision.action),

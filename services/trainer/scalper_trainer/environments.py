@@ -52,7 +52,7 @@ class EnvFactory(Protocol):
 
 def env_config_for(config: TrainConfig) -> EnvConfig:
     """The environment a job trains on: the job's reward and premium configs, no per-step reward-term infos."""
-    return EnvConfig(reward=config.reward, premium=config.premium, step_reward_terms=False)
+    return EnvConfig(reward=config.reward, premium=config.premium, risk=config.risk, step_reward_terms=False)
 
 
 def episodes_for(config: TrainConfig, engine: Engine, start: date, end: date) -> EpisodeSet:

@@ -67,7 +67,9 @@ DEFAULT_TAKE_PROFIT_TIERS = (
 
 
 class RiskConfig(BaseModel):
-    """Every risk threshold. Frozen; saved with a model and loaded by the execution service."""
+    """Every risk threshold and the size of an entry: the one risk-and-sizing config. Frozen; saved
+    with a model (``TrainConfig.risk``), used by the environment, the evaluation, the policy's mask and
+    execution (which refuses a model whose config differs from its own unless told to)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -78,7 +80,10 @@ class RiskConfig(BaseModel):
     flatten_minutes: float = Field(default=5.0, ge=0)
     cooldown_after_stop_minutes: float = Field(default=10.0, ge=0)
     cooldown_after_exit_minutes: float = Field(default=2.0, ge=0)
+    contracts_per_entry: int = Field(default=10, gt=0)
+    """Contracts bought on every entry (BUY_CALL / BUY_PUT), in training, backtests, paper and live."""
     max_trades_per_day: int = Field(default=20, ge=0)
+    """Entries per account-day (every symbol of the account together)."""
     max_daily_loss: float = Field(default=1_000.0, gt=0)
     max_contracts_per_order: int = Field(default=10, gt=0)
     max_portfolio_contracts: int = Field(default=30, gt=0)
@@ -95,6 +100,20 @@ class RiskConfig(BaseModel):
 
 
 DEFAULT_RISK_CONFIG = RiskConfig()
+
+
+def saved_risk_config(train_config: Mapping[str, Any] | None) -> RiskConfig:
+    """The risk-and-sizing config saved with a model (the ``risk`` of its ``TrainConfig``, as the
+    manifest and the ``models`` table hold it). A model saved before configs carried it ran under
+    the defaults."""
+    saved = (train_config or {}).get("risk")
+    return RiskConfig.model_validate(saved) if saved else DEFAULT_RISK_CONFIG
+
+
+def risk_differences(mine: RiskConfig, theirs: RiskConfig) -> list[str]:
+    """``field: mine != theirs`` for every field where the two configs differ (empty: equal)."""
+    a, b = mine.model_dump(mode="json"), theirs.model_dump(mode="json")
+    return [f"{name}: {a[name]!r} != {b[name]!r}" for name in a if a[name] != b[name]]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, select
 
+from scalper_shared.core.risk import RiskConfig, saved_risk_config
 from scalper_shared.db.models import models, training_diagnostics
 from scalper_shared.schema.training import Diagnostics
 
@@ -23,11 +24,15 @@ class PromotedRow:
     model_id: str
     artifact_path: str
     spec_hash: str
+    risk: RiskConfig
+    """The risk-and-sizing config the model was trained and evaluated under."""
 
 
 def promoted_model(engine: Engine) -> PromotedRow | None:
     """The one promoted model of the ``models`` table, if any."""
-    query = select(models.c.id, models.c.artifact_path, models.c.spec_hash).where(models.c.promoted)
+    query = select(models.c.id, models.c.artifact_path, models.c.spec_hash, models.c.config).where(models.c.promoted)
     with engine.connect() as connection:
         row = connection.execute(query).first()
-    return None if row is None else PromotedRow(str(row.id), str(row.artifact_path), str(row.spec_hash))
+    if row is None:
+        return None
+    return PromotedRow(str(row.id), str(row.artifact_path), str(row.spec_hash), saved_risk_config(row.config))

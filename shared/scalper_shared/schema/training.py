@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from scalper_shared.core.premium import PremiumModelConfig
 from scalper_shared.core.rewards import RewardConfig
+from scalper_shared.core.risk import RiskConfig
 from scalper_shared.schema.presets import DEFAULT_PRESET, PRESETS, PPOConfig, get_preset
 
 __all__ = ["MILESTONE_STEPS", "PPOConfig", "PRESETS", "TrainConfig"]
@@ -71,6 +72,9 @@ class TrainConfig(BaseModel):
                                  description="Reward weights (default: the preset's)")
     premium: PremiumModelConfig = Field(PremiumModelConfig(),
                                         description="Option-premium model (`scalper premium calibrate` writes one)")
+    risk: RiskConfig = Field(RiskConfig(), description=(
+        "The risk-and-sizing config (stop, take-profit tiers, windows, cooldowns, account limits, contracts "
+        "per entry): trained and evaluated under, and execution refuses the model when its own differs"))
 
     @model_validator(mode="before")
     @classmethod

@@ -28,14 +28,13 @@ class EpisodeSampling(BaseModel):
 class EnvConfig(BaseModel):
     """Everything that defines the trading environment's dynamics and reward.
 
-    ``contracts`` are bought on every entry (``BUY_CALL``/``BUY_PUT``), at the ATM strike of the bar.
-    Risk, premium and reward parameters are the shared core's own configs, so a model trained here
+    ``risk.contracts_per_entry`` are bought on every entry (``BUY_CALL``/``BUY_PUT``), at the ATM
+    strike of the bar. Risk (and sizing), premium and reward parameters are the shared core's own configs, so a model trained here
     is judged by the exact rules execution enforces.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    contracts: int = Field(default=10, gt=0)
     risk: RiskConfig = RiskConfig()
     premium: PremiumModelConfig = PremiumModelConfig()
     reward: RewardConfig = RewardConfig()
@@ -53,6 +52,12 @@ class EnvConfig(BaseModel):
     """Also put every reward term of every step in ``info["reward_terms"]``. The per-episode sums of
     every term are always in ``info["episode_reward_terms"]`` when an episode ends; per-step dicts
     cost the batched env about a third of its speed, so they are off for training."""
+
+
+    @property
+    def contracts(self) -> int:
+        """Contracts per entry (``risk.contracts_per_entry``)."""
+        return self.risk.contracts_per_entry
 
 
 DEFAULT_ENV_CONFIG = EnvConfig()

@@ -16,10 +16,22 @@ One step at session row ``i`` (the decision is taken at bar ``i``'s close):
    at bar ``i+2``'s bid (the NEXT bar; bar ``i+1``'s on the session's last bar); otherwise each
    take-profit tier reached sells its fraction at the bid; on the episode's last bar (the first of
    the flatten window) the rest is sold at the bid;
-4. the reward terms of the step; the episode ends on that last bar, or earlier (training only,
+4. the account's daily-loss check (below) and the reward terms of the step; the episode ends on that last bar, or earlier (training only,
    ``EnvConfig.end_when_no_decision_left``) once it is flat and no entry can be allowed again today;
 5. (training only, ``EnvConfig.skip_minutes_without_decision``) a flat environment in a cooldown
    moves on to its next minute with a decision within the same step.
+
+**Accounts.** Every environment belongs to an account (:attr:`TradingBatch.account`; by default its
+own: training's per-symbol episodes). The account-wide rules are execution's: trades per day
+(entries of every symbol of the account that day), the daily loss limit (realised P&L plus the open
+positions marked at their bid, less the entry commission of what is held, latched: once hit, the
+account is HALTED for the rest of the day, as execution halts), concurrent positions, portfolio
+contracts and contracts per entry (``RiskConfig.contracts_per_entry``). The evaluation engine puts
+all symbols of a day in one account. Entries of one account on the same step are taken in
+environment order, each checked against the tallies the earlier ones left, as execution takes
+decisions one after another; an entry refused there plays HOLD. The loss check runs where execution
+checks it: after the step's agent fills (a position just bought is marked at its price), and after
+the new bar's marks (before the stop's next-bar fill, which execution sees one bar later).
 """
 
 from __future__ import annotations
@@ -38,7 +50,9 @@ from scalper_shared.core.masks import action_masks
 from scalper_shared.core.premium import (
     PremiumModelConfig,
     atm_strike,
+    commission,
     implied_vol,
+    premium_cash,
     quote_at_vol,
     robust_ewma_vol,
     round_trip_pnl,
@@ -48,10 +62,12 @@ from scalper_shared.core.premium import (
 from scalper_shared.core.rewards import REWARD_TERMS, position_value, reward_terms
 from scalper_shared.core.risk import (
     contracts_to_sell,
+    daily_loss_limit_hit,
     entries_over_for_the_day,
     in_flatten_window,
     stop_fill_price,
 )
+from scalper_shared.schema.messages import TradingState
 from scalper_trainer.env.config import EnvConfig
 from scalper_trainer.env.episodes import EpisodeSet
 
@@ -207,13 +223,30 @@ class TradingBatch:
         self._closed = np.zeros(n, np.int64)
         self._exit_value = np.zeros(n)
         self.masks = np.zeros((n, len(Action)), bool)
+        self.account = np.arange(n, dtype=np.int64)
+        """The account of each environment (ids in ``0..n-1``): by default its own."""
+        self.halted = np.zeros(n, bool)
+        """The account hit its daily loss limit today (kept equal over an account's environments)."""
+        self.stopping = np.zeros(n, np.int64)
+        """Contracts a stop sold on this bar: execution holds them, marked at the trigger bar's bid,
+        until the stop's order fills on the next bar, so they count for the account until then."""
+        self._stopping_value = np.zeros(n)
+        """What the account's P&L gains back until the stop fills: the trigger bid over the fill, and
+        the exit commission (execution books both when the order fills on the next bar)."""
         self.fills: list[Fill] | None = None
         """Set to a list to record every :class:`Fill` (off for training: costs a Python loop per fill)."""
 
     # -- episodes ------------------------------------------------------------------------------
 
-    def start(self, envs: IntArray, episodes: IntArray, start_rows: IntArray) -> None:
-        """Begin new episodes (flat, fresh day tallies) in environments ``envs``."""
+    def start(self, envs: IntArray, episodes: IntArray, start_rows: IntArray,
+              accounts: IntArray | None = None) -> None:
+        """Begin new episodes (flat, fresh day tallies) in environments ``envs``; ``accounts`` puts them
+        in shared accounts (ids in ``0..n-1``), else each keeps its own."""
+        if accounts is not None:
+            self.account[envs] = accounts
+        self.halted[envs] = False
+        self.stopping[envs] = 0
+        self._stopping_value[envs] = 0.0
         self.episode[envs] = episodes
         self.row[envs] = start_rows
         self.end_row[envs] = self.tape.end_row[episodes]
@@ -252,10 +285,53 @@ class TradingBatch:
         """Recompute the (N, 6) masks of the current bar with the shared mask rule."""
         since = np.where(self.last_exit_row == NO_EXIT, np.inf, (self.row - self.last_exit_row).astype(float))
         self.masks = action_masks(self.held > 0, minutes_to_close=self.tape.minutes_to_close[self.row],
-                                  trades_today=self.trades_today, minutes_since_exit=since,
-                                  exit_was_stop=self.exit_was_stop, pnl_today=self.pnl_today,
-                                  config=self.config.risk)
+                                  trading_state=self.trading_states(), trades_today=self.account_trades(),
+                                  minutes_since_exit=since, exit_was_stop=self.exit_was_stop,
+                                  pnl_today=self.account_pnl(), config=self.config.risk)
+        self.masks[:, [BUY_CALL, BUY_PUT]] &= ~self._size_blocked()[:, None]
         return self.masks
+
+    # -- the account ---------------------------------------------------------------------------
+
+    def _account_sum(self, values: npt.ArrayLike) -> FloatArray:
+        """Each environment's account total of ``values`` (one value per environment)."""
+        weights = np.asarray(values, dtype=np.float64)
+        return np.bincount(self.account, weights=weights, minlength=self.n)[self.account]
+
+    def account_trades(self) -> IntArray:
+        """Entries of the environment's account today (every symbol): the trades-per-day count."""
+        return self._account_sum(self.trades_today).astype(np.int64)
+
+    def account_pnl(self) -> FloatArray:
+        """The account's P&L as execution counts it: realised, plus the open positions marked at
+        their bid, less the entry commission of the contracts still held."""
+        premium = self.config.premium
+        held = self.held > 0
+        open_value = np.where(held & (self.mark_bid > 0),
+                              premium_cash(self.mark_bid - self.entry_price, self.held, premium), 0.0)
+        open_fees = np.where(held, commission(self.held, premium), 0.0)
+        return self._account_sum(self.pnl_today + open_value - open_fees + self._stopping_value)
+
+    def _account_positions(self) -> tuple[FloatArray, FloatArray]:
+        """(open positions, contracts held) of each environment's account, stops not yet filled included."""
+        holding = self.held + self.stopping
+        return self._account_sum(holding > 0), self._account_sum(holding)
+
+    def trading_states(self) -> npt.NDArray[np.object_]:
+        return np.where(self.halted, TradingState.HALTED.value, TradingState.ACTIVE.value).astype(object)
+
+    def _size_blocked(self) -> BoolArray:
+        """Entries the account's sizes refuse: concurrent positions, portfolio contracts, order size."""
+        risk = self.config.risk
+        positions, contracts = self._account_positions()
+        return np.asarray((positions >= risk.max_concurrent_positions)
+                          | (contracts + risk.contracts_per_entry > risk.max_portfolio_contracts)
+                          | (risk.contracts_per_entry > risk.max_contracts_per_order))
+
+    def _check_daily_loss(self) -> None:
+        """Latch HALTED on accounts down ``max_daily_loss`` or more (:meth:`account_pnl`)."""
+        hit = np.asarray(daily_loss_limit_hit(self.account_pnl(), self.config.risk), dtype=bool)
+        self.halted |= hit
 
     # -- step ----------------------------------------------------------------------------------
 
@@ -270,8 +346,10 @@ class TradingBatch:
         decision_row = self.row
         self._closed[:] = 0
         self._exit_value[:] = 0.0
-        self._enter(was_flat, action, decision_row)
+        refused = self._enter(was_flat, action, decision_row)
+        action = np.where(refused, HOLD, action)
         self._reduce(was_flat, action, decision_row)
+        self._check_daily_loss()
         self.row = decision_row + 1
         stop_fired = self._apply_risk()
         terms = reward_terms(
@@ -291,7 +369,7 @@ class TradingBatch:
         over = self._episode_over()
         if self.config.skip_minutes_without_decision:
             over = self._skip_idle_minutes(over)
-        return StepResult(reward, terms, over, ~allowed)
+        return StepResult(reward, terms, over, ~allowed | refused)
 
     def _skip_idle_minutes(self, over: BoolArray) -> BoolArray:
         """Move flat environments whose entries are only briefly blocked (a cooldown) on to their next
@@ -310,8 +388,9 @@ class TradingBatch:
         """At the flatten bar; or (``end_when_no_decision_left``) flat with entries over for the day."""
         over = self.row >= self.end_row
         if self.config.end_when_no_decision_left:
-            over = over | ((self.held == 0) & np.asarray(entries_over_for_the_day(
-                self.tape.minutes_to_close[self.row], self.trades_today, self.pnl_today, self.config.risk)))
+            over = over | ((self.held == 0) & (self.halted | np.asarray(entries_over_for_the_day(
+                self.tape.minutes_to_close[self.row], self.account_trades(), self.account_pnl(),
+                self.config.risk))))
         return np.asarray(over, dtype=bool)
 
     def _position_value(self) -> FloatArray:
@@ -325,10 +404,16 @@ class TradingBatch:
                                    self.config.premium)
         return np.atleast_1d(bid), np.atleast_1d(ask)
 
-    def _enter(self, was_flat: BoolArray, action: IntArray, rows: IntArray) -> None:
+    def _enter(self, was_flat: BoolArray, action: IntArray, rows: IntArray) -> BoolArray:
+        """Open the entries the account still allows; True where an entry was refused (plays HOLD)."""
+        refused = np.zeros(self.n, bool)
         buyers = np.flatnonzero(was_flat & ((action == BUY_CALL) | (action == BUY_PUT)))
         if buyers.size == 0:
-            return
+            return refused
+        late = self._account_rank(buyers) > 0
+        if late.any():  # another entry of the same account came first this step: check again after it
+            refused[buyers[late]] = ~self._allows_after(buyers, late)
+            buyers = buyers[~refused[buyers]]
         at = rows[buyers]
         self.side[buyers] = side_of_entry(action[buyers] == BUY_CALL)
         self.strike[buyers] = atm_strike(self.tape.specs.take(self.episode[buyers]), self.tape.close[at],
@@ -337,13 +422,46 @@ class TradingBatch:
         self.entry_price[buyers] = ask
         self.entry_row[buyers] = at
         self.mark_bid[buyers] = bid
-        self.entry_contracts[buyers] = self.config.contracts
-        self.held[buyers] = self.config.contracts
+        self.mark_bid[buyers] = ask  # execution marks a new position at its fill until the next bar
+        contracts = self.config.risk.contracts_per_entry
+        self.entry_contracts[buyers] = contracts
+        self.held[buyers] = contracts
         self.tiers_hit[buyers] = 0
         self.trades_today[buyers] += 1
         if self.fills is not None:
-            self._record(buyers, np.full(buyers.size, self.config.contracts), ask, at, ENTRY,
-                         np.zeros(buyers.size))
+            self._record(buyers, np.full(buyers.size, contracts), ask, at, ENTRY, np.zeros(buyers.size))
+        return refused
+
+    def _account_rank(self, envs: IntArray) -> IntArray:
+        """Each of ``envs`` (ascending) counted among the earlier ones of its account (0: the first)."""
+        accounts = self.account[envs]
+        order = np.argsort(accounts, kind="stable")
+        ordered = accounts[order]
+        first = np.r_[0, np.flatnonzero(np.diff(ordered)) + 1]
+        rank = np.arange(envs.size) - np.repeat(first, np.diff(np.r_[first, envs.size]))
+        out = np.empty(envs.size, np.int64)
+        out[order] = rank
+        return out
+
+    def _allows_after(self, buyers: IntArray, late: BoolArray) -> BoolArray:
+        """For the ``late`` buyers: whether the account's caps still allow them after the buyers before
+        them on this step (taken in order, the way execution takes decisions one at a time)."""
+        risk = self.config.risk
+        allowed = np.ones(buyers.size, bool)
+        trades = self.account_trades()
+        positions, contracts = self._account_positions()
+        taken: dict[int, int] = {}
+        for k, env in enumerate(buyers.tolist()):
+            account = int(self.account[env])
+            before = taken.get(account, 0)
+            if late[k]:
+                allowed[k] = (trades[env] + before < risk.max_trades_per_day
+                              and positions[env] + before < risk.max_concurrent_positions
+                              and contracts[env] + (before + 1) * risk.contracts_per_entry
+                              <= risk.max_portfolio_contracts)
+            if allowed[k]:
+                taken[account] = before + 1
+        return allowed[late]
 
     def _reduce(self, was_flat: BoolArray, action: IntArray, rows: IntArray) -> None:
         for reducing, fraction in TRIM_FRACTIONS:
@@ -356,14 +474,19 @@ class TradingBatch:
         """Mark open positions at the new bar's bid and apply the shared per-bar rule to them
         (``lifecycle.bar_exits``: stop at the next bar's bid, take-profit tiers, flatten window)."""
         stop_fired = np.zeros(self.n, bool)
+        self.stopping[:] = 0  # the new bar fills the stops of the last one
+        self._stopping_value[:] = 0.0
         envs = np.flatnonzero(self.held > 0)
         if envs.size == 0:
+            self._check_daily_loss()
             return stop_fired
         now = self.row[envs]
         following = np.minimum(now + 1, self.tape.session_last_row[self.episode[envs]])
         bids, _ = self._quote_bid_ask(np.concatenate([envs, envs]), np.concatenate([now, following]))
         bid_now, bid_next = bids[:envs.size], bids[envs.size:]
         self.mark_bid[envs] = bid_now
+        self._check_daily_loss()
+        held_before = self.held[envs].copy()
         exits = bar_exits(self.entry_price[envs], bid_now, self.held[envs], self.tiers_hit[envs],
                           now >= self.end_row[envs], self.config.risk)
         stopped = exits.stop
@@ -381,6 +504,13 @@ class TradingBatch:
         if flatten.any():
             self._sell(envs[flatten], exits.flatten_contracts[flatten], bid_now[flatten], now[flatten],
                        ExitReason.END_OF_DAY)
+        if stopped.any():  # its order fills at the next bar: until then execution holds it at this bar's bid
+            sold = held_before[stopped]
+            self.stopping[envs[stopped]] = sold
+            self._stopping_value[envs[stopped]] = (
+                premium_cash(bid_now[stopped] - stop_fill_price(bid_next[stopped]), sold, self.config.premium)
+                + commission(sold, self.config.premium))
+        self._check_daily_loss()
         return stop_fired
 
     def _sell(self, envs: IntArray, contracts: npt.ArrayLike, price: npt.ArrayLike, exit_rows: IntArray,

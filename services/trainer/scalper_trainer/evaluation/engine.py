@@ -4,7 +4,9 @@ It runs the training environment's own batched core (:class:`TradingBatch` over 
 :class:`MarketTape`), so masks, premiums, fills, the stop, the take-profit tiers and the flatten
 window are the exact rules the agent was trained and will be traded under. Each usable episode
 starts at the features' warm-up row (no random offset) and runs to its flatten bar; episodes with
-the same number of decisions step together in one batch. The engine records every fill
+the same number of decisions step together in one batch. All symbols of a day play together in one
+account (``TradingBatch.account``), under the account-wide rules execution enforces: trades per day,
+the daily loss limit, concurrent positions, portfolio contracts and contracts per entry. The engine records every fill
 (``TradingBatch.fills``) and turns them into :class:`Trade` records; a run is deterministic for a
 given ``seed``.
 """
@@ -227,9 +229,12 @@ class _Run:
 def _play_group(policy: Policy, tape: MarketTape, config: EnvConfig, group: npt.NDArray[np.int64], n_steps: int,
                 rng: np.random.Generator, run: _Run) -> None:
     """Episodes with ``n_steps`` decisions each, stepped together until their flatten bar."""
+    days = [tape.episodes.days[e] for e in group.tolist()]
+    group = group[np.lexsort(([tape.episodes.symbols[e] for e in group.tolist()], days))]
+    _, accounts = np.unique([tape.episodes.days[e] for e in group.tolist()], return_inverse=True)
     batch = TradingBatch(tape, config, len(group))
     batch.fills = run.fills
-    batch.start(np.arange(len(group)), group, tape.start_row[group])
+    batch.start(np.arange(len(group)), group, tape.start_row[group], accounts=accounts.astype(np.int64))
     masks = batch.refresh_masks()
     for step in range(n_steps):
         observations = batch.observations()

@@ -21,6 +21,7 @@ from sqlalchemy import create_engine
 from scalper_shared.core.policy_net import NumpyPolicy
 from scalper_shared.core.premium import PremiumModelConfig
 from scalper_shared.core.rewards import RewardConfig
+from scalper_shared.core.risk import saved_risk_config
 from scalper_shared.db.training import load_diagnostics
 from scalper_shared.schema.training import Diagnostics
 from scalper_trainer.env import EnvConfig, EpisodeSet, MarketTape, load_episodes, synthetic_episodes
@@ -54,13 +55,13 @@ class ModelArtifact:
         return tuple(self.manifest.get("config", {}).get("symbols") or DEFAULT_SYMBOLS)
 
     def env_config(self, premium: PremiumModelConfig | None = None) -> EnvConfig:
-        """The environment the model was trained in: its reward config (P&L does not depend on it) and
-        its premium model (P&L does), unless ``premium`` overrides the latter."""
+        """The environment the model was trained in: its reward config (P&L does not depend on it), its
+        risk-and-sizing config and its premium model (P&L does), unless ``premium`` overrides the latter."""
         saved = self.manifest.get("config", {})
         reward = RewardConfig.model_validate(saved["reward"]) if saved.get("reward") else RewardConfig()
         if premium is None:
             premium = PremiumModelConfig.model_validate(saved["premium"]) if saved.get("premium") else PremiumModelConfig()
-        return EnvConfig(reward=reward, premium=premium)
+        return EnvConfig(reward=reward, premium=premium, risk=saved_risk_config(saved))
 
 
 @dataclass(frozen=True)
