@@ -4,7 +4,9 @@ planted edge is refused where there is no synthetic market."""
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
@@ -13,10 +15,11 @@ from scalper_cli.commands.eval import request_body
 from scalper_cli.main import app
 from scalper_ingestion.backfill import SourceKind, make_history_source
 from scalper_ingestion.settings import IngestionSettings
+from scalper_shared.core.policy_net import NumpyPolicy
 from scalper_shared.schema.evaluation import EvaluationRequest
 from scalper_shared.schema.training import TrainConfig
 from scalper_trainer.environments import episodes_for
-from scalper_trainer.evaluation.run import window_episodes
+from scalper_trainer.evaluation.run import ModelArtifact, run_evaluation, window_episodes
 
 WINDOW = {"train_from": date(2025, 7, 7), "train_to": date(2025, 7, 8),
           "validation_from": date(2025, 7, 9), "validation_to": date(2025, 7, 10)}
@@ -66,3 +69,27 @@ def test_eval_and_ingest_commands_pass_or_refuse_the_synthetic_options() -> None
     bad = runner.invoke(app, ["ingest", "backfill", "--symbols", "SPY", "--from", "2025-07-09", "--to", "2025-07-10",
                               "--source", "synthetic", "--synthetic-edge", "lucky"])
     assert bad.exit_code == 2 and "none, momentum" in bad.output
+
+
+def test_train_command_refuses_an_edge_without_the_synthetic_market() -> None:
+    runner = CliRunner()
+    refused = runner.invoke(app, ["train", "--local", "--synthetic-edge", "momentum"])
+    assert refused.exit_code == 2 and "need --source synthetic" in refused.output
+    bad = runner.invoke(app, ["train", "--local", "--source", "synthetic", "--synthetic-edge", "lucky"])
+    assert bad.exit_code == 2 and "none, momentum" in bad.output
+
+
+def test_an_evaluation_on_an_edge_market_has_the_edge_rule_baseline_with_its_interval(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    network = NumpyPolicy(hidden=((rng.normal(0, 0.05, (460, 16)), np.zeros(16)),),
+                          head=(rng.normal(0, 1.0, (16, 6)), np.zeros(6)))
+    artifact = ModelArtifact("model-test", tmp_path, network, {})
+    outcome = run_evaluation(artifact, date(2025, 7, 1), date(2025, 7, 31), artifacts_dir=tmp_path,
+                             out_dir=tmp_path / "report", symbols=("SPY", "QQQ"), data_source="synthetic",
+                             data_seed=0, data_edge="momentum", checkpoints=False)
+    metrics = outcome.metrics
+    assert set(metrics["baselines"]) == {"hold", "random", "momentum_rule", "edge_rule"}
+    assert metrics["window"]["edge"] == "momentum" and metrics["window"]["data_seed"] == 0
+    interval = metrics["significance"]["vs"]["edge_rule"]
+    assert interval["ci_low"] <= interval["mean_daily_difference"] <= interval["ci_high"]
+    assert metrics["baselines"]["edge_rule"]["performance"]["total_pnl"] > 0     # the edge pays after costs
