@@ -8,7 +8,7 @@ it in this process instead (DATABASE_URL and ARTIFACTS_DIR from the environment 
 from __future__ import annotations
 
 import time
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from scalper_cli.api_client import ApiClientSettings, checked, client
 from scalper_cli.commands.premium import load_premium_config
-from scalper_shared.core.edge import MARKET_EDGES
+from scalper_cli.market_options import check_market, day_window
 from scalper_shared.settings import ServiceSettings, load_settings
 
 app = typer.Typer(help=__doc__)
@@ -27,13 +27,6 @@ console = Console()
 errors = Console(stderr=True)
 TERMINAL = ("finished", "failed")
 PLOT_FILES = ("equity.png", "drawdown.png", "checkpoint_actions.png", "exits_by_reason.png", "pnl_histogram.png")
-
-
-def _day(value: str, option: str) -> date:
-    try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError:
-        raise typer.BadParameter(f"{option} {value!r} is not a date YYYY-MM-DD") from None
 
 
 def request_body(model: str, start: date, end: date, symbols: str | None, seed: int, source: str,
@@ -135,15 +128,8 @@ def evaluate(
 ) -> None:
     """Evaluate --model over --from..--to against always-HOLD, random and momentum-rule baselines (and
     edge_rule on a synthetic market with --synthetic-edge momentum)."""
-    first, last = _day(start, "--from"), _day(end, "--to")
-    if last < first:
-        raise typer.BadParameter(f"--to {end} is before --from {start}")
-    if source not in ("database", "synthetic"):
-        raise typer.BadParameter(f"--source {source!r}: database or synthetic")
-    if synthetic_edge not in MARKET_EDGES:
-        raise typer.BadParameter(f"--synthetic-edge {synthetic_edge!r}: one of {', '.join(MARKET_EDGES)}")
-    if source != "synthetic" and (synthetic_edge != "none" or synthetic_seed != 0):
-        raise typer.BadParameter("--synthetic-seed and --synthetic-edge need --source synthetic")
+    first, last = day_window(start, end)
+    check_market(source, synthetic_seed, synthetic_edge)
     if fills not in ("model", "real"):
         raise typer.BadParameter(f"--fills {fills!r}: model or real")
     if fills == "real" and source != "database":

@@ -9,7 +9,6 @@ embedded synthetic market, with the real training environment; see ``docs/reward
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -17,20 +16,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from scalper_shared.core.edge import MARKET_EDGES
+from scalper_cli.market_options import check_market, day_window
 from scalper_shared.core.rewards import REWARD_TERMS
 from scalper_shared.settings import ServiceSettings, load_settings
 
 app = typer.Typer(help=__doc__, no_args_is_help=True)
 console = Console(width=140)
 errors = Console(stderr=True)
-
-
-def _day(value: str, option: str) -> date:
-    try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
-    except ValueError:
-        raise typer.BadParameter(f"{option} {value!r} is not a date YYYY-MM-DD") from None
 
 
 TERM_LABELS = {"pnl": "pnl%", "mark_to_market": "mtm%", "scalp_tier": "tier%", "good_buy": "good%",
@@ -70,15 +62,8 @@ def audit(
     from scalper_trainer.evaluation.audit import audit_reward
     from scalper_trainer.evaluation.run import window_episodes
 
-    first, last = _day(start, "--from"), _day(end, "--to")
-    if last < first:
-        raise typer.BadParameter(f"--to {end} is before --from {start}")
-    if source not in ("database", "synthetic"):
-        raise typer.BadParameter(f"--source {source!r}: database or synthetic")
-    if synthetic_edge not in MARKET_EDGES:
-        raise typer.BadParameter(f"--synthetic-edge {synthetic_edge!r}: one of {', '.join(MARKET_EDGES)}")
-    if source != "synthetic" and (synthetic_edge != "none" or synthetic_seed != 0):
-        raise typer.BadParameter("--synthetic-seed and --synthetic-edge need --source synthetic")
+    first, last = day_window(start, end)
+    check_market(source, synthetic_seed, synthetic_edge)
     try:
         reward = get_preset(preset).reward
     except ValueError as error:

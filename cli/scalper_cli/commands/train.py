@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from scalper_cli.api_client import ApiClientSettings, checked, client
 from scalper_cli.commands.premium import load_premium_config
-from scalper_shared.core.edge import MARKET_EDGES
+from scalper_cli.market_options import check_market
 from scalper_shared.settings import load_settings
 
 app = typer.Typer(help=__doc__)
@@ -110,12 +110,9 @@ def train(
                         _day(validation_to, "--validation-to") if validation_to else None)
     if premium_config is not None:
         body["premium"] = load_premium_config(premium_config).model_dump(mode="json")
-    if synthetic_edge not in MARKET_EDGES:
-        raise typer.BadParameter(f"--synthetic-edge {synthetic_edge!r}: one of {', '.join(MARKET_EDGES)}")
+    check_market(source, synthetic_seed, synthetic_edge)
     if source == "synthetic":
         body |= {"data_seed": synthetic_seed, "data_edge": synthetic_edge}
-    elif synthetic_edge != "none" or synthetic_seed != 0:
-        raise typer.BadParameter("--synthetic-seed and --synthetic-edge need --source synthetic")
     if local:
         train_here(body, out)
         return
