@@ -383,15 +383,19 @@ def promote_model(ctx: DemoContext, timeout_s: float = 60.0) -> str:
 def paper_day(ctx: DemoContext) -> str:
     """Replay the paper day through the live services and compare their trades with the backtest."""
     from scalper_cli.commands.paper import render
-    from scalper_cli.paper import PaperTarget, run_paper_day
+    from scalper_ingestion.replay import replay_days
+    from scalper_trainer.evaluation.paper import PaperTarget, run_paper_day
 
     target = PaperTarget(ctx.redis_url, ctx.database_url, ctx.settings.stream_prefix, TRADED_SYMBOLS,
                          ctx.facts["artifact_dir"], stream_maxlen=ctx.settings.stream_maxlen)
-    result = run_paper_day(target, ctx.facts["model_id"], ctx.plan.paper_day, speed=0.0)
+    result = run_paper_day(target, ctx.facts["model_id"], ctx.plan.paper_day, speed=0.0, replay=replay_days)
     render(result)
     ctx.facts["paper"] = result
-    parity = "equal to the backtest" if result.exact else f"DIFFERENT from the backtest ({len(result.differences)} differences)"
-    return f"{ctx.plan.paper_day}: {len(result.paper)} paper trades, {parity}"
+    first = result.first_difference
+    if first is not None:
+        raise DemoError(f"{ctx.plan.paper_day}: paper trades DIFFER from the backtest; first difference: "
+                        f"{first.describe()}")
+    return f"{ctx.plan.paper_day}: {len(result.paper)} paper trades, equal to the backtest"
 
 
 STEPS: list[tuple[str, Step]] = [

@@ -6,11 +6,11 @@ import json
 from datetime import UTC, date, datetime
 
 from scalper_cli import demo
-from scalper_cli.paper import PaperResult, PaperTrade
 from scalper_shared.core.risk import RiskConfig
 from scalper_shared.runtime.api_security import ApiKeyRecord, Scope, hash_key
 from scalper_shared.schema.evaluation import EvaluationRequest
 from scalper_shared.schema.training import TrainConfig
+from scalper_trainer.evaluation.paper import PaperResult, PaperTrade
 
 
 def test_each_run_gets_a_new_admin_key_and_only_its_hash_goes_to_the_services() -> None:

@@ -3,7 +3,8 @@
 Promotes ``--model`` over REST (``SCALPER_API_URL``, ``SCALPER_API_KEY`` with the admin scope), waits
 until the policy serves it, replays ``--date`` in lockstep at ``--speed`` (see :mod:`scalper_cli.paper`),
 then prints the trades, the comparison with the offline backtest and the bar-to-order latency.
-Exits 1 when the paper trades differ from the backtest.
+Exits 1 when the paper trades differ from the backtest, naming the first differing trade and its cause.
+The paper/parity logic is :mod:`scalper_trainer.evaluation.paper`; this module only calls and prints it.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from rich.table import Table
 
 from scalper_cli import stack
 from scalper_cli.api_client import ApiClientSettings, checked, client
-from scalper_cli.paper import PaperResult, PaperTarget, run_paper_day
 from scalper_cli.settings import StackSettings
-from scalper_ingestion.replay import parse_speed
+from scalper_ingestion.replay import parse_speed, replay_days
 from scalper_shared.settings import load_settings
+from scalper_trainer.evaluation.paper import PaperResult, PaperTarget, PaperTrade, run_paper_day
 
 console = Console()
 
@@ -52,31 +53,47 @@ def target_of_stack(artifact_dir: Path) -> PaperTarget:
                        stream_maxlen=settings.stream_maxlen)
 
 
+def _cells(trade: PaperTrade | None) -> list[str]:
+    if trade is None:
+        return ["-"] * 6
+    return [f"{'call' if trade.side > 0 else 'put'} {trade.contracts}", str(trade.entry_row), str(trade.exit_row),
+            trade.exit_reason, f"{trade.entry_price:.2f} -> " + " ".join(f"{p:.2f}" for p in trade.exit_prices),
+            f"{trade.pnl:,.2f}"]
+
+
 def render(result: PaperResult) -> None:
-    table = Table(title=f"paper {result.day} with {result.model_id}: {len(result.paper)} trades")
-    for column in ("symbol", "side", "entry", "exit", "reason", "entry $", "exits $", "contracts", "P&L",
-                   "backtest P&L"):
-        table.add_column(column)
-    backtest = {(t.symbol, t.entry_row): t for t in result.backtest}
-    for t in result.paper:
-        twin = backtest.get((t.symbol, t.entry_row))
-        table.add_row(t.symbol, "call" if t.side > 0 else "put", str(t.entry_row), str(t.exit_row), t.exit_reason,
-                      f"{t.entry_price:.2f}", " ".join(f"{p:.2f}" for p in t.exit_prices), str(t.contracts),
-                      f"{t.pnl:,.2f}", "-" if twin is None else f"{twin.pnl:,.2f}")
+    """Paper and backtest trades side by side (a row per trade index), the first difference and its
+    cause, and the bar-to-order latency."""
+    table = Table(title=f"paper {result.day} with {result.model_id}: {len(result.paper)} paper trades, "
+                        f"{len(result.backtest)} backtest trades")
+    table.add_column("#")
+    table.add_column("symbol")
+    for side in ("paper", "backtest"):
+        for column in ("side", "entry", "exit", "reason", "premium", "P&L"):
+            table.add_column(f"{side} {column}")
+    table.add_column("")
+    first = result.first_difference
+    for i in range(max(len(result.paper), len(result.backtest))):
+        p = result.paper[i] if i < len(result.paper) else None
+        b = result.backtest[i] if i < len(result.backtest) else None
+        symbol = (p or b).symbol if (p or b) is not None else "-"  # type: ignore[union-attr]
+        mark = "" if first is None or i < first.index else ("<- first difference" if i == first.index else "")
+        table.add_row(str(i), symbol, *_cells(p), *_cells(b), mark)
     console.print(table)
-    p50, p99 = result.latency_percentile(50), result.latency_percentile(99)
     console.print(f"{result.minutes} minutes ({result.bars} bars) in {result.seconds:.1f}s; "
                   f"paper P&L {sum(t.pnl for t in result.paper):,.2f}, "
                   f"backtest P&L {sum(t.pnl for t in result.backtest):,.2f}", highlight=False)
+    p50, p99 = result.latency_percentile(50), result.latency_percentile(99)
     if p50 is not None and p99 is not None:
         console.print(f"bar -> order latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms "
                       f"({len(result.latencies_ms)} orders)", highlight=False)
-    if result.exact:
+    else:
+        console.print("bar -> order latency: no orders", highlight=False)
+    if first is None:
         console.print("[green]parity: paper trades equal the backtest exactly[/]")
     else:
-        console.print("[red]parity: paper trades differ from the backtest:[/]")
-        for line in result.differences:
-            console.print("  " + line, highlight=False, markup=False)
+        console.print("[red]parity: paper trades differ from the backtest[/]")
+        console.print("first difference: " + first.describe(), highlight=False, markup=False)
 
 
 def paper(
@@ -86,7 +103,8 @@ def paper(
 ) -> None:
     """Replay a stored day through the live services (paper broker) and compare with the backtest."""
     artifact_dir = promote_and_wait(model)
-    result = run_paper_day(target_of_stack(artifact_dir), model, date.fromisoformat(day), parse_speed(speed))
+    result = run_paper_day(target_of_stack(artifact_dir), model, date.fromisoformat(day), parse_speed(speed),
+                           replay=replay_days)
     render(result)
     if not result.exact:
         raise typer.Exit(1)

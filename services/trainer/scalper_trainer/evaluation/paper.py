@@ -1,7 +1,9 @@
 """Paper mode: one stored day through the live services, then compared with the offline backtest.
 
-:func:`run_paper_day` replays the day's bars (``scalper_ingestion.replay``) to ``md.bars`` of a
-running stack, minute by minute in lockstep: after each minute's bars it waits until every consumer
+The paper/parity logic behind ``scalper paper`` and the demo's paper step (the CLI only calls
+:func:`run_paper_day` and prints the typed :class:`PaperResult`). :func:`run_paper_day` replays the
+day's bars (the ``replay`` callable: ``scalper_ingestion.replay.replay_days``, passed in by the
+caller, so this package does not import another service's) to ``md.bars`` of a running stack, minute by minute in lockstep: after each minute's bars it waits until every consumer
 of the chain (features and execution on ``md.bars``, the policy on ``features.vectors`` and
 ``positions.state``, execution on ``policy.decisions``) has nothing pending nor unread, so the next
 minute's bars cannot overtake a decision (as they never do in the backtest); ``speed`` paces the
@@ -19,10 +21,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import redis
@@ -33,6 +36,7 @@ from scalper_shared.bus.groups import group_backlog as bus_group_backlog
 from scalper_shared.clock import SystemClock
 from scalper_shared.core.calendar import trading_day
 from scalper_shared.core.lifecycle import ExitReason, Side
+from scalper_shared.core.premium import normalise_symbol
 from scalper_shared.schema import streams
 from scalper_shared.schema.messages import OptionRight
 
@@ -80,6 +84,11 @@ class PaperResult:
     @property
     def differences(self) -> list[str]:
         return compare_trades(self.paper, self.backtest)
+
+    @property
+    def first_difference(self) -> TradeDifference | None:
+        """The first trade (in symbol, entry order) where paper and backtest differ, and why."""
+        return first_difference(self.paper, self.backtest)
 
     @property
     def exact(self) -> bool:
@@ -208,7 +217,6 @@ def backtest_trades(database_url: str, artifact_dir: Path, day: date, symbols: S
 
 def trades_from_fills(fills: Sequence[object], tape: object) -> list[PaperTrade]:
     """Group the environment's fills (entry, then sells until flat) into :class:`PaperTrade`."""
-    from scalper_shared.core.premium import normalise_symbol
     from scalper_trainer.env.core import ENTRY
 
     trades, entry, exits, pnl, sold = [], None, [], 0.0, 0
@@ -227,6 +235,64 @@ def trades_from_fills(fills: Sequence[object], tape: object) -> list[PaperTrade]
                                      fill.reason, entry.price, tuple(exits), entry.contracts, pnl))  # type: ignore[attr-defined]
             entry = None
     return sorted(trades, key=lambda t: (t.symbol, t.entry_row))
+
+
+FIELDS = ("symbol", "side", "entry_row", "exit_row", "exit_reason", "entry_price", "contracts", "exit_prices", "pnl")
+CAUSES = {
+    "missing": "a trade on one side only: the policy decided differently on that minute (another observation "
+               "or mask), or execution denied the entry (see its risk_events)",
+    "symbol": "the trades are out of step: an earlier entry happened on one side only",
+    "side": "the policy chose the other option right: its observation differed",
+    "entry_row": "the entry happened at another minute: the policy's decision or execution's acceptance differed",
+    "exit_row": "the position closed at another minute: a different exit rule fired, or the agent exited elsewhere",
+    "exit_reason": "a different exit rule closed the position (lifecycle order, stop or flatten timing)",
+    "entry_price": "the entry filled at another premium: the quote (bar, strike or vol input) differed",
+    "contracts": "another entry size: the risk-and-sizing configs differ",
+    "exit_prices": "the exits filled at other premiums: their bars or fill timing differed",
+    "pnl": "the trade's P&L differs: fees or fills differed",
+}
+"""For each compared field, what a difference there usually means."""
+
+
+@dataclass(frozen=True, slots=True)
+class TradeDifference:
+    """The first difference between the paper and backtest trade lists."""
+
+    index: int
+    """Position in the (symbol, entry) ordered lists."""
+    field: str
+    """A :class:`PaperTrade` field, or ``missing`` when one side has no trade at ``index``."""
+    paper: PaperTrade | None
+    backtest: PaperTrade | None
+    cause: str
+
+    def describe(self) -> str:
+        def show(t: PaperTrade | None) -> str:
+            return "none" if t is None else (f"{t.symbol} {'call' if t.side > 0 else 'put'} row {t.entry_row}->"
+                                             f"{t.exit_row} {t.exit_reason} {t.contracts}x @{t.entry_price:.2f} "
+                                             f"P&L {t.pnl:,.2f}")
+        return (f"trade {self.index}: {self.field} differs (paper: {show(self.paper)}; backtest: "
+                f"{show(self.backtest)}): {self.cause}")
+
+
+def _same(name: str, p: PaperTrade, b: PaperTrade) -> bool:
+    if name == "pnl":
+        return abs(p.pnl - b.pnl) <= 1e-6
+    if name == "exit_prices":
+        return not b.exit_prices or p.exit_prices == b.exit_prices
+    return bool(getattr(p, name) == getattr(b, name))
+
+
+def first_difference(paper: Sequence[PaperTrade], backtest: Sequence[PaperTrade]) -> TradeDifference | None:
+    for i in range(max(len(paper), len(backtest))):
+        p = paper[i] if i < len(paper) else None
+        b = backtest[i] if i < len(backtest) else None
+        if p is None or b is None:
+            return TradeDifference(i, "missing", p, b, CAUSES["missing"])
+        name = next((n for n in FIELDS if not _same(n, p, b)), None)
+        if name is not None:
+            return TradeDifference(i, name, p, b, CAUSES[name])
+    return None
 
 
 def compare_trades(paper: Sequence[PaperTrade], backtest: Sequence[PaperTrade]) -> list[str]:
@@ -261,9 +327,30 @@ class PaperTarget:
     settle_timeout_s: float = 30.0
 
 
-def run_paper_day(target: PaperTarget, model_id: str, day: date, speed: float) -> PaperResult:
+class ReplayOutcome(Protocol):
+    minutes: int
+    published: int
+
+
+ReplayDays = Callable[..., ReplayOutcome]
+"""``scalper_ingestion.replay.replay_days``: (engine, producer, days, *, speed, symbols, clock, on_minute)."""
+
+_MINUTES = text("SELECT DISTINCT start FROM bars WHERE start >= :first AND start < :last AND symbol = ANY(:symbols) "
+                "ORDER BY start")
+
+
+def day_minutes(db: Engine, day: date, symbols: Sequence[str]) -> list[datetime]:
+    """The bar starts of ``day``'s stored bars (pre-market to post-market), in replay order."""
+    session = trading_day(day)
+    if session is None:
+        raise PaperError(f"{day} is not a trading day")
+    with db.connect() as c:
+        return list(c.execute(_MINUTES, {"first": session.pre_open, "last": session.post_close,
+                                         "symbols": list(symbols)}).scalars())
+
+
+def run_paper_day(target: PaperTarget, model_id: str, day: date, speed: float, replay: ReplayDays) -> PaperResult:
     """Replay ``day`` through the running services in lockstep, then compare with the backtest."""
-    from scalper_ingestion.replay import load_day_bars, replay_days
     from scalper_shared.db import make_engine
 
     client = redis.Redis.from_url(target.redis_url, decode_responses=False)
@@ -274,17 +361,16 @@ def run_paper_day(target: PaperTarget, model_id: str, day: date, speed: float) -
         lockstep = LockstepReplay(client, target.stream_prefix, clock, target.settle_timeout_s)
         wait_settled(client, target.stream_prefix, target.settle_timeout_s)
         began = time.monotonic()
-        replay = replay_days(db, producer, [day], speed=speed, symbols=list(target.symbols), clock=clock,
-                             on_minute=lockstep)
+        replayed = replay(db, producer, [day], speed=speed, symbols=list(target.symbols), clock=clock,
+                          on_minute=lockstep)
         seconds = time.monotonic() - began
-        if replay.minutes == 0:
+        if replayed.minutes == 0:
             raise PaperError(f"no stored bars of {day} for {', '.join(target.symbols)}")
         paper = live_trades(db, day)
-        starts = sorted({start.to_pydatetime() for start in load_day_bars(db, day, target.symbols)["start"]})
-        latencies = order_latencies_ms(db, lockstep.by_minute(starts))
+        latencies = order_latencies_ms(db, lockstep.by_minute(day_minutes(db, day, target.symbols)))
     finally:
         client.close()
         db.dispose()
     backtest = backtest_trades(target.database_url, target.artifact_dir, day, target.symbols)
-    return PaperResult(model_id, day, replay.minutes, replay.published, round(seconds, 2), paper, backtest,
+    return PaperResult(model_id, day, replayed.minutes, replayed.published, round(seconds, 2), paper, backtest,
                        latencies)
