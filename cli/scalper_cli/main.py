@@ -62,6 +62,8 @@ COMMANDS: dict[str, LazyCommand] = {
                            "The option-premium model against real option quotes, and its calibration."),
     "reward": LazyCommand("scalper_cli.commands.reward:app",
                           "Does a preset's reward rank reference policies like after-cost money? (audit)"),
+    "study": LazyCommand("scalper_cli.commands.study:app",
+                         "Hyperparameter and reward studies with Optuna on the trainer workers."),
     "risk": LazyCommand("scalper_cli.commands.risk:app",
                         "The execution service's kill switch and trading state."),
     "keys": LazyCommand("scalper_cli.commands.keys:app",

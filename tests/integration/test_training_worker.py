@@ -11,16 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import pytest
 import redis
 from rq import Queue
@@ -33,7 +29,7 @@ from scalper_shared.core.policy_net import NumpyPolicy
 from scalper_shared.db import make_engine
 from scalper_shared.db.models import models
 from scalper_shared.schema.training import TRAINING_QUEUE, TrainConfig
-from tests.integration.training_support import headers, policy_client, private_redis_server
+from tests.integration.training_support import WorkerProcess, headers, policy_client, private_redis_server
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -47,29 +43,6 @@ CONFIG: dict[str, Any] = {
 }
 if STEPS < 50_000:  # the short run uses a lighter PPO so that the suite stays quick
     CONFIG["ppo"] = {"n_steps": 128, "batch_size": 128, "n_epochs": 2, "net_arch": [64, 64]}
-
-
-class WorkerProcess:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env, self.log = env, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "scalper_trainer"], env=self.env, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
-
-    def kill(self) -> None:
-        """SIGKILL the worker and its work-horse (RQ puts the horse in a session of its own)."""
-        assert self.proc is not None
-        for horse in psutil.Process(self.proc.pid).children(recursive=True):
-            horse.kill()
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.kill()
 
 
 @pytest.fixture

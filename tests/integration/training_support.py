@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 import redis
 from fastapi.testclient import TestClient
 
@@ -58,3 +62,26 @@ def policy_client(redis_url: str, database_url: str, artifacts_dir: Path, stream
 
 def headers(key: str, **extra: str) -> dict[str, str]:
     return {"X-API-Key": key, **extra}
+
+
+class WorkerProcess:
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env, self.log = env, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "scalper_trainer"], env=self.env, stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its work-horse (RQ puts the horse in a session of its own)."""
+        assert self.proc is not None
+        for horse in psutil.Process(self.proc.pid).children(recursive=True):
+            horse.kill()
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.kill()

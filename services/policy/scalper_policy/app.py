@@ -14,6 +14,7 @@ from scalper_policy.models_api import models_router
 from scalper_policy.policy_api import policy_router
 from scalper_policy.serving import PolicyRuntime, build_policy_runtime
 from scalper_policy.settings import PolicySettings
+from scalper_policy.studies_api import StudyService, studies_router
 from scalper_policy.training_api import TrainingJobs, training_router
 from scalper_shared.runtime import build_service_app
 from scalper_shared.runtime.api_security import API_ERROR_RESPONSES, install_api_security
@@ -45,6 +46,10 @@ def build_policy_app(settings: PolicySettings, connections: Connections,
     app.include_router(policy_router(runtime, auth), responses=API_ERROR_RESPONSES)
     app.include_router(evaluations_router(evaluations, auth),
                        responses=API_ERROR_RESPONSES)
+    study_service = StudyService(connections.redis, settings.database_url,
+                                 job_timeout_s=settings.training_job_timeout_s, retries=settings.training_job_retries,
+                                 result_ttl_s=settings.training_result_ttl_s, prefix=settings.stream_prefix)
+    app.include_router(studies_router(study_service, auth), responses=API_ERROR_RESPONSES)
     app.state.training_jobs = jobs
     app.state.policy = runtime
     return app

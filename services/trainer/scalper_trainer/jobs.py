@@ -91,8 +91,13 @@ class TrainingRun:
                  env_factory: EnvFactory, status: JobStatus, cancel: CancelFlag,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  monotonic: Callable[[], float] = time.monotonic, checkpoints_keep: int = 3,
-                 checkpoints_budget_bytes: int | None = 512 * 2**20) -> None:
+                 checkpoints_budget_bytes: int | None = 512 * 2**20,
+                 on_diagnostics: Callable[[Diagnostics], None] | None = None, register: bool = True) -> None:
+        """``on_diagnostics`` sees every checkpoint's diagnostics once stored (a study's trial reports
+        them to Optuna and may set the cancel flag to prune); ``register=False`` writes the artifact
+        directory but no ``models`` row (a study registers only its best trial's model)."""
         self.config, self.job_id = config, job_id
+        self.on_diagnostics, self.register = on_diagnostics, register
         self.artifacts_dir, self.engine = artifacts_dir, engine
         self.env_factory, self.status, self.cancel = env_factory, status, cancel
         self.clock, self.monotonic = clock, monotonic
@@ -159,6 +164,8 @@ class TrainingRun:
         self.status.meta["diagnostics"] = [d.model_dump(mode="json") for d in self.diagnostics]
         self.status.meta["warnings"] = warnings_of(self.diagnostics)
         self.status.save_meta()
+        if self.on_diagnostics is not None:
+            self.on_diagnostics(summary)
         return summary
 
     def report(self, *, steps: int, rate: float, state: JobState) -> None:
@@ -180,7 +187,7 @@ class TrainingRun:
         manifest = Manifest(model_id, self.job_id, self.clock(), self.config,
                             self._metrics(model.num_timesteps, steps_per_second), device=str(model.device))
         path = write_artifacts(self.artifacts_dir, model, manifest)
-        registered = register_model(self.engine, manifest, path)
+        registered = register_model(self.engine, manifest, path) if self.register else None
         self.status.meta["model_id"] = registered
         self.report(steps=model.num_timesteps, rate=steps_per_second, state=JobState.FINISHED)
         return RunResult(JobState.FINISHED, model.num_timesteps, registered, str(path), self.diagnostics)

@@ -45,6 +45,8 @@ def preload_training(settings: TrainerSettings) -> None:
 
     import scalper_trainer.evaluation.jobs  # noqa: F401
     import scalper_trainer.jobs  # noqa: F401
+    import scalper_trainer.studies.finalise  # noqa: F401  (optuna and plotly too)
+    import scalper_trainer.studies.trial  # noqa: F401
 
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)

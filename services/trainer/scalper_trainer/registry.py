@@ -108,8 +108,9 @@ def write_artifacts(artifacts_dir: Path, model: Any, manifest: Manifest) -> Path
     return final
 
 
-def register_model(engine: Engine, manifest: Manifest, artifact_path: Path) -> str:
-    """Insert the job's ``models`` row unless it exists; returns the model id either way."""
+def register_model(engine: Engine, manifest: Manifest, artifact_path: Path, name: str | None = None) -> str:
+    """Insert the job's ``models`` row unless it exists; returns the model id either way. ``name``
+    names the model (a study registers its best model under the study's name)."""
     config = manifest.config
     row = {
         "id": manifest.model_id, "job_id": manifest.job_id, "created_at": manifest.created_at,
@@ -117,7 +118,7 @@ def register_model(engine: Engine, manifest: Manifest, artifact_path: Path) -> s
         "train_from": config.train_from, "train_to": config.train_to,
         "validation_from": config.validation_from, "validation_to": config.validation_to,
         "total_timesteps": config.total_timesteps, "metrics": manifest.metrics,
-        "artifact_path": str(artifact_path),
+        "artifact_path": str(artifact_path), "name": name,
     }
     with engine.begin() as connection:
         inserted = connection.execute(
@@ -129,6 +130,13 @@ def register_model(engine: Engine, manifest: Manifest, artifact_path: Path) -> s
         existing = connection.execute(select(models.c.id).where(models.c.job_id == manifest.job_id)).scalar_one()
     logger.info("job %s already registered model %s", manifest.job_id, existing)
     return str(existing)
+
+
+def read_manifest(artifact_path: Path) -> Manifest:
+    """The :class:`Manifest` written into ``artifact_path`` (an artifact directory)."""
+    data = json.loads((artifact_path / MANIFEST_FILE).read_text())
+    return Manifest(data["model_id"], data["job_id"], datetime.fromisoformat(data["created_at"]),
+                    TrainConfig.model_validate(data["config"]), data["metrics"], device=data.get("device", "cpu"))
 
 
 def diagnostic_columns(d: Diagnostics) -> dict[str, Any]:

@@ -281,6 +281,8 @@ class ModelRow(Base):
     artifact_path: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(Text, server_default="ready")
     promoted: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    name: Mapped[str | None] = mapped_column(Text, index=True)
+    """A model's name (revision 'study0001'): a study registers its best model under the study's name."""
 
 
 class TrainingDiagnosticRow(Base):

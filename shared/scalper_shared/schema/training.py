@@ -293,3 +293,4 @@ class ModelView(BaseModel):
     artifact_path: str
     status: str
     promoted: bool
+    name: str | None = None
