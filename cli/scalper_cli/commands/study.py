@@ -29,7 +29,7 @@ errors = Console(stderr=True)
 
 def request_body(name: str, preset: str, trials: int, timesteps: int, symbols: str, start: str, end: str,
                  folds: int, space: Path | None, seed: int, source: str,
-                 checkpoint_every: int | None) -> dict[str, Any]:
+                 checkpoint_every: int | None, pruner: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``StudyRequest`` JSON; the search space file (YAML or JSON) is read and checked here."""
     body: dict[str, Any] = {
         "name": name, "preset": preset, "trials": trials, "timesteps": timesteps,
@@ -37,6 +37,8 @@ def request_body(name: str, preset: str, trials: int, timesteps: int, symbols: s
         "end": _day(end, "--to"), "folds": folds, "seed": seed, "data_source": source}
     if checkpoint_every is not None:
         body["checkpoint_every"] = checkpoint_every
+    if pruner:
+        body["pruner"] = pruner
     if space is not None:
         from pydantic import ValidationError
 
@@ -133,12 +135,17 @@ def create(
     source: Annotated[str, typer.Option(help="database (import bars first) or synthetic")] = "database",
     checkpoint_every: Annotated[int | None, typer.Option(help="Checkpoint (and pruning) interval; "
                                                          "default timesteps / 4")] = None,
+    pruning: Annotated[bool, typer.Option("--pruning/--no-pruning", help="Optuna's MedianPruner")] = True,
+    pruner_startup_trials: Annotated[int, typer.Option(help="Trials that end before any pruning")] = 2,
+    pruner_warmup_steps: Annotated[int, typer.Option(help="No pruning before this reported step "
+                                                     "(fold x timesteps + checkpoint step)")] = 0,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the study until it ends")] = False,
     poll_s: Annotated[float, typer.Option(help="Seconds between polls with --wait")] = 5.0,
 ) -> None:
     """Create a study; its trials run on the trainer workers."""
+    pruner = {"enabled": pruning, "n_startup_trials": pruner_startup_trials, "n_warmup_steps": pruner_warmup_steps}
     body = request_body(name, preset, trials, timesteps, symbols, start, end, folds, space, seed, source,
-                        checkpoint_every)
+                        checkpoint_every, pruner)
     with client(load_settings(ApiClientSettings)) as http:
         accepted = checked(http.post("/v1/studies", json=body))
         console.print(f"study {accepted['name']}: {len(accepted['trial_jobs'])} trial jobs queued", highlight=False)

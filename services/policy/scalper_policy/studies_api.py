@@ -3,7 +3,9 @@
 - ``POST`` (scope ``train``) validates a ``StudyRequest`` (search space included), creates the
   Optuna study in the ``optuna`` schema of ``DATABASE_URL`` and enqueues one job per trial slot on
   the ``training`` queue (deterministic ids, ``Retry``) plus the finalise job, an RQ dependent of
-  every trial job (``allow_failure``): it runs once all of them ended. A taken name is a 409.
+  every trial job (``allow_failure``): it runs once all of them ended. A taken name is a 409. A trial
+  job whose worker died is re-queued by the service's abandoned-job sweep (``rq_jobs``) like any
+  training job, and continues the same trial.
 - ``GET`` (scope ``read``) lists studies; ``GET /{name}`` shows every trial (state, value,
   parameters, walk-forward attributes), the best trial and its registered model;
   ``GET /{name}/report`` is the HTML report once the study ended.
@@ -22,13 +24,14 @@ import optuna
 from fastapi import APIRouter, Depends, HTTPException, Path, Response, status
 from fastapi.responses import FileResponse
 from redis import Redis
-from rq import Queue, Retry
+from rq import Callback, Queue, Retry
 from rq.job import Dependency
 from rq.serializers import JSONSerializer
 
 from scalper_policy.training_api import JOBS_INDEX_KEY
 from scalper_shared import studies
 from scalper_shared.runtime.api_security import Authenticator, Scope
+from scalper_shared.runtime.rq_jobs import note_abandoned
 from scalper_shared.schema.studies import (
     STUDY_FINALISE_JOB_FUNC,
     STUDY_NAME_PATTERN,
@@ -72,6 +75,7 @@ class StudyService:
         for slot, job_id in enumerate(ids):
             self.queue.enqueue(STUDY_TRIAL_JOB_FUNC, request.name, slot, job_id=job_id,
                                retry=Retry(max=self.retries) if self.retries else None,
+                               on_failure=Callback(note_abandoned),
                                job_timeout=self.job_timeout_s * request.folds,
                                description=f"study {request.name} trial slot {slot}",
                                meta={"study": request.name, "slot": slot}, **common)

@@ -170,6 +170,8 @@ class TrialRun:
         run_id = fold_job_id(self.ctx.job_id, fold)
         stored = load_diagnostics(self.ctx.engine, run_id)
         if any([self._report(fold, config, d) for d in stored]):  # a resumed fold re-reports what it had
+            logger.info("study %s trial %d pruned on resuming fold %d at step %d (below the median of trials "
+                        "that ended meanwhile)", self.study.study_name, self.trial.number, fold, stored[-1].step)
             return None
         flag = PruneOrCancel(self.ctx.cancel)
 
@@ -179,7 +181,8 @@ class TrialRun:
                             self.trial.number, fold, diagnostics.step)
                 flag.pruned = True
 
-        self.ctx.status.meta["fold"] = fold
+        self.ctx.status.meta.update({"fold": fold, "diagnostics": []})  # the job status shows this fold's
+        self.ctx.status.save_meta()
         run = TrainingRun(config, run_id, artifacts_dir=self.ctx.artifacts_dir, engine=self.ctx.engine,
                           env_factory=self.ctx.env_factory, status=self.ctx.status, cancel=flag,
                           on_diagnostics=observe, register=False)
