@@ -61,6 +61,7 @@ def _small_rollouts(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(schema.StudyRequest, "base_config", base_config)
 
 
+@pytest.mark.slow
 def test_a_trial_trains_every_fold_and_tells_the_walk_forward_pnl(migrated_database_url: str,
                                                                    tmp_path: Path) -> None:
     storage = studies.open_storage(migrated_database_url)
