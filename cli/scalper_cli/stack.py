@@ -118,6 +118,8 @@ def load_state(settings: StackSettings) -> StackState | None:
 def save_state(settings: StackSettings, state: StackState) -> None:
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     tmp = settings.state_file.with_suffix(".tmp")
+    tmp.touch(mode=0o600)  # the Redis URL in it carries the embedded server's password
+    tmp.chmod(0o600)
     tmp.write_text(state.model_dump_json(indent=2))
     tmp.replace(settings.state_file)
 
