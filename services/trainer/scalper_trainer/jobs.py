@@ -31,6 +31,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 
 from scalper_shared.db.training import load_diagnostics
+from scalper_shared.runtime.rq_jobs import JobPreempted, preempt_flag_key
 from scalper_shared.schema.training import Diagnostics, JobState, Progress, TrainConfig, cancel_flag_key
 from scalper_trainer.checkpoints import CheckpointStore
 from scalper_trainer.config import maskable_ppo_kwargs
@@ -120,6 +121,8 @@ class TrainingRun:
                 model.learn(total_timesteps=remaining, callback=callback, reset_num_timesteps=False,
                             tb_log_name="ppo", progress_bar=False)
             if self.cancel.is_set() and model.num_timesteps < self.config.total_timesteps:
+                if getattr(self.cancel, "preempted", lambda: False)():
+                    self._preempted(model)
                 return self._cancelled(model)
             return self._finish(model, callback.steps_per_second())
         finally:
@@ -181,6 +184,16 @@ class TrainingRun:
         self.report(steps=model.num_timesteps, rate=0.0, state=JobState.CANCELLED)
         logger.info("job %s cancelled at step %d", self.job_id, model.num_timesteps)
         return RunResult(JobState.CANCELLED, model.num_timesteps, diagnostics=self.diagnostics)
+
+    def _preempted(self, model: MaskablePPO) -> None:
+        """The worker is shutting down: checkpoint, say so in the status, give the job back to RQ."""
+        self.checkpoints.save(model, model.num_timesteps)
+        warning = (f"{self.clock().isoformat(timespec='seconds')}: worker stopped at step {model.num_timesteps}; "
+                   "checkpointed and re-queued to resume")
+        self.status.meta["warnings"] = [*self.status.meta.get("warnings", []), warning]
+        self.report(steps=model.num_timesteps, rate=0.0, state=JobState.QUEUED)
+        logger.warning("job %s preempted at step %d", self.job_id, model.num_timesteps)
+        raise JobPreempted(warning)
 
     def _finish(self, model: MaskablePPO, steps_per_second: float) -> RunResult:
         model_id = model_id_for_job(self.job_id)
@@ -287,10 +300,14 @@ class RedisCancelFlag:
     """The cooperative cancel flag the API sets (``cancel_flag_key(job_id)``)."""
 
     def __init__(self, redis: Any, job_id: str) -> None:
-        self.redis, self.key = redis, cancel_flag_key(job_id)
+        self.redis, self.key, self.job_id = redis, cancel_flag_key(job_id), job_id
 
     def is_set(self) -> bool:
-        return bool(self.redis.exists(self.key))
+        """Cancelled by the API, or preempted by the worker's shutdown."""
+        return bool(self.redis.exists(self.key, preempt_flag_key(self.job_id)))
+
+    def preempted(self) -> bool:
+        return bool(self.redis.exists(preempt_flag_key(self.job_id)))
 
 
 def run_training_job(config: dict[str, Any]) -> dict[str, Any]:
@@ -306,6 +323,7 @@ def run_training_job(config: dict[str, Any]) -> dict[str, Any]:
     if job is None:
         raise RuntimeError("run_training_job must run inside an RQ job")
     settings = load_settings(TrainerSettings)
+    job.connection.delete(preempt_flag_key(job.id))  # a new attempt: an earlier worker's stop is done
     train_config = TrainConfig.model_validate(config)
     engine = make_engine(settings.database_url)
     try:

@@ -8,6 +8,11 @@ with frozen progress for 105 s to 7 minutes. Here :class:`HeartbeatWorker` short
 three monitoring intervals, :func:`sweep_abandoned` runs the cleanup (the policy service does every
 ``sweep_s``), and :func:`note_abandoned` (the jobs' failure callback) writes a warning into the job's
 meta, which the job status shows.
+
+A worker asked to stop (SIGTERM: ``scalper stack down``, a deploy) does not wait for its running job
+to end: :class:`HeartbeatWorker` sets the job's preempt flag (:func:`preempt_flag_key`), a cooperative
+job (training) checkpoints and raises :class:`JobPreempted`, RQ's ``Retry`` re-queues it, and the worker
+exits within seconds; the next worker resumes the job from that checkpoint.
 """
 
 from __future__ import annotations
@@ -24,13 +29,32 @@ from rq.registry import StartedJobRegistry
 
 logger = logging.getLogger(__name__)
 
+PREEMPT_FLAG_TTL_S = 3600
 HEARTBEAT_INTERVALS = 3
 """A running job's heartbeat deadline, in monitoring intervals after its last beat."""
 
 
+def preempt_flag_key(job_id: str) -> str:
+    """Redis key a stopping worker sets to ask its running job to checkpoint and give the job back."""
+    return f"scalper:jobs:preempt:{job_id}"
+
+
+class JobPreempted(RuntimeError):
+    """Raised by a job that stopped at a checkpoint because its worker is shutting down: RQ's ``Retry``
+    re-queues it (the failure is not the job's fault)."""
+
+
 class HeartbeatWorker(Worker):
     """An RQ worker whose running job counts as abandoned ``HEARTBEAT_INTERVALS`` monitoring intervals
-    after its last heartbeat (RQ's default adds a fixed minute)."""
+    after its last heartbeat (RQ's default adds a fixed minute), and which on SIGTERM asks its running
+    job to stop at a checkpoint (the preempt flag) instead of waiting for it to end."""
+
+    def handle_warm_shutdown_request(self) -> None:
+        super().handle_warm_shutdown_request()
+        job_id = self.get_current_job_id()
+        if job_id:
+            self.connection.set(preempt_flag_key(job_id), "1", ex=PREEMPT_FLAG_TTL_S)
+            logger.warning("worker %s stopping: job %s asked to checkpoint and re-queue", self.name, job_id)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         interval = self.job_monitoring_interval
