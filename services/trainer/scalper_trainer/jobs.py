@@ -323,7 +323,6 @@ def run_training_job(config: dict[str, Any]) -> dict[str, Any]:
     if job is None:
         raise RuntimeError("run_training_job must run inside an RQ job")
     settings = load_settings(TrainerSettings)
-    job.connection.delete(preempt_flag_key(job.id))  # a new attempt: an earlier worker's stop is done
     train_config = TrainConfig.model_validate(config)
     engine = make_engine(settings.database_url)
     try:
@@ -333,4 +332,5 @@ def run_training_job(config: dict[str, Any]) -> dict[str, Any]:
                           checkpoints_budget_bytes=settings.checkpoint_budget_mb * 2**20)
         return run.run().to_json()
     finally:
+        job.connection.delete(preempt_flag_key(job.id))  # this attempt's stop request (if any) is served
         engine.dispose()

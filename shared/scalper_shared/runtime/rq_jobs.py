@@ -53,8 +53,13 @@ class HeartbeatWorker(Worker):
         super().handle_warm_shutdown_request()
         job_id = self.get_current_job_id()
         if job_id:
-            self.connection.set(preempt_flag_key(job_id), "1", ex=PREEMPT_FLAG_TTL_S)
-            logger.warning("worker %s stopping: job %s asked to checkpoint and re-queue", self.name, job_id)
+            # Not from the signal handler itself: it may have interrupted this thread inside the Redis
+            # connection pool's (non-reentrant) lock.
+            threading.Thread(target=self._preempt, args=(job_id,), name="preempt", daemon=True).start()
+
+    def _preempt(self, job_id: str) -> None:
+        self.connection.set(preempt_flag_key(job_id), "1", ex=PREEMPT_FLAG_TTL_S)
+        logger.warning("worker %s stopping: job %s asked to checkpoint and re-queue", self.name, job_id)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         interval = self.job_monitoring_interval
