@@ -47,6 +47,7 @@ CANDIDATES: dict[str, dict[str, Any]] = {
     "legacy": {"preset": "legacy"},
     "wide-batch": {"preset": "default", "n_envs": 64, "ppo": {"n_steps": 128, "batch_size": 1024}},
     "no-entropy": {"preset": "default", "ppo": {"ent_coef": 0.0}},
+    "low-lr": {"preset": "default", "ppo": {"learning_rate": 1e-4}},
 }
 
 
