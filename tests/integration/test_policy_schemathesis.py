@@ -39,11 +39,13 @@ OPERATIONS = [("/healthz", "GET"), ("/readyz", "GET"), ("/metrics", "GET"),
               ("/v1/training-jobs/{job_id}", "DELETE"), ("/v1/models", "GET"),
               ("/v1/models/{model_id}/promote", "POST"), ("/v1/policy/action", "POST"), ("/v1/policy/model", "GET"),
               ("/v1/evaluations", "POST"), ("/v1/evaluations/{evaluation_id}", "GET"),
-              ("/v1/evaluations/{evaluation_id}/report", "GET"), ("/v1/evaluations/{evaluation_id}/{name}", "GET")]
+              ("/v1/evaluations/{evaluation_id}/report", "GET"), ("/v1/evaluations/{evaluation_id}/{name}", "GET"),
+              ("/v1/studies", "POST"), ("/v1/studies", "GET"), ("/v1/studies/{name}", "GET"),
+              ("/v1/studies/{name}/report", "GET")]
 CASES = 500
-CROSS_FIELD_RULES = {("/v1/training-jobs", "POST"), ("/v1/evaluations", "POST")}
+CROSS_FIELD_RULES = {("/v1/training-jobs", "POST"), ("/v1/evaluations", "POST"), ("/v1/studies", "POST")}
 """Bodies with rules JSON Schema cannot state (validation days after the training days, end not
-before start, known symbols): a schema-valid body may get 422, so "valid data is accepted" is not
+before start, known symbols, enough trading days for a study's folds, a search space's ranges): a schema-valid body may get 422, so "valid data is accepted" is not
 checked there; every other check is."""
 
 

@@ -78,6 +78,8 @@ def test_a_taken_name_is_a_conflict_and_queues_nothing(api: tuple[TestClient, st
     ({"space": {"params": [{"name": "ppo.learning_rate", "type": "float", "low": 0, "high": 1, "log": True}]}},
      "log scale"),
     ({"preset": "nope"}, "unknown preset"),
+    ({"start": "0001-01-01", "end": "9999-12-31"}, "must lie within"),
+    ({"start": "2001-01-01", "end": "2025-12-31"}, "longer than 3660 days"),
 ])
 def test_bad_study_requests_are_refused_naming_the_problem(api: tuple[TestClient, str], change: dict[str, Any],
                                                           field: str) -> None:

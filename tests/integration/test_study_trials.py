@@ -165,3 +165,8 @@ def test_optuna_keeps_its_tables_in_its_own_schema(migrated_database_url: str) -
     studies.open_storage(migrated_database_url)
     assert current_revision(migrated_database_url) == head_revision()  # the project's alembic_version untouched
     assert optuna.get_all_study_summaries(studies.open_storage(migrated_database_url)) == []
+
+
+def test_a_storage_on_an_unmigrated_database_is_refused_saying_so(database_url: str) -> None:
+    with pytest.raises(RuntimeError, match="no schema 'optuna': run the migrations first"):
+        studies.open_storage(database_url)

@@ -46,7 +46,7 @@ def build_policy_app(settings: PolicySettings, connections: Connections,
     app.include_router(policy_router(runtime, auth), responses=API_ERROR_RESPONSES)
     app.include_router(evaluations_router(evaluations, auth),
                        responses=API_ERROR_RESPONSES)
-    study_service = StudyService(connections.redis, settings.database_url,
+    study_service = StudyService(connections.redis, connections.engine.url.render_as_string(hide_password=False),
                                  job_timeout_s=settings.training_job_timeout_s, retries=settings.training_job_retries,
                                  result_ttl_s=settings.training_result_ttl_s, prefix=settings.stream_prefix)
     app.include_router(studies_router(study_service, auth), responses=API_ERROR_RESPONSES)

@@ -25,13 +25,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from scalper_shared.core.folds import Fold, equal_block_folds
 from scalper_shared.core.rewards import RewardConfig
 from scalper_shared.schema.presets import PPOConfig, get_preset
-from scalper_shared.schema.training import KNOWN_SYMBOLS, TrainConfig
+from scalper_shared.schema.training import KNOWN_SYMBOLS, MIN_CHECKPOINT_EVERY, TrainConfig
 
 STUDY_TRIAL_JOB_FUNC = "scalper_trainer.studies.trial.run_trial_job"
 STUDY_FINALISE_JOB_FUNC = "scalper_trainer.studies.finalise.run_finalise_job"
 STUDY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 OBJECTIVE = "mean after-cost walk-forward validation P&L per account-day (dollars)"
 TRIAL_STATES = ("RUNNING", "WAITING", "COMPLETE", "PRUNED", "FAIL")
+MAX_WINDOW_DAYS = 3_660
+"""A study's window is at most ten years (its folds are laid out day by day on the NYSE calendar)."""
+EARLIEST_DAY, LATEST_DAY = date(2000, 1, 1), date(2099, 12, 31)
 _SECTIONS: dict[str, type[BaseModel]] = {"ppo": PPOConfig, "reward": RewardConfig}
 _TOP_LEVEL = ("n_envs",)
 
@@ -138,7 +141,8 @@ class StudyRequest(BaseModel):
     seed: int = Field(0, ge=0, description="Seeds the sampler (per trial) and the training runs")
     data_source: Literal["database", "synthetic"] = "database"
     data_seed: int = Field(0, ge=0)
-    checkpoint_every: int | None = Field(None, gt=0, description="Default: timesteps / 4 (pruning points)")
+    checkpoint_every: int | None = Field(None, gt=0, description="Default: timesteps / 4, at least "
+                                         f"{MIN_CHECKPOINT_EVERY} (the checkpoints are the pruning points)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     pruner: PrunerConfig = PrunerConfig()
 
@@ -155,6 +159,10 @@ class StudyRequest(BaseModel):
         get_preset(self.preset)
         if self.start > self.end:
             raise ValueError(f"start {self.start} is after end {self.end}")
+        if self.start < EARLIEST_DAY or self.end > LATEST_DAY:
+            raise ValueError(f"the window {self.start}..{self.end} must lie within {EARLIEST_DAY}..{LATEST_DAY}")
+        if (self.end - self.start).days > MAX_WINDOW_DAYS:
+            raise ValueError(f"the window {self.start}..{self.end} is longer than {MAX_WINDOW_DAYS} days")
         self.fold_windows()  # enough trading days for the folds
         try:
             self.base_config()
@@ -172,7 +180,8 @@ class StudyRequest(BaseModel):
             "preset": self.preset, "symbols": list(self.symbols), "train_from": fold.train_from,
             "train_to": fold.train_to, "validation_from": fold.test_from, "validation_to": fold.test_to,
             "data_source": self.data_source, "data_seed": self.data_seed, "total_timesteps": self.timesteps,
-            "checkpoint_every": self.checkpoint_every or max(self.timesteps // 4, 1), "seed": self.seed,
+            "checkpoint_every": self.checkpoint_every or max(self.timesteps // 4, MIN_CHECKPOINT_EVERY),
+            "seed": self.seed,
             "device": self.device})
 
     def fold_configs(self, values: dict[str, Any]) -> list[TrainConfig]:

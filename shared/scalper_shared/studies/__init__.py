@@ -93,6 +93,10 @@ def open_storage(database_url: str) -> RDBStorage:
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
+            found = connection.execute(text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :name"),
+                                       {"name": OPTUNA_SCHEMA}).first()
+            if found is None:  # checked first: a failing RDBStorage would leave its engine's connections open
+                raise RuntimeError(f"the database has no schema {OPTUNA_SCHEMA!r}: run the migrations first")
             connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": STORAGE_LOCK_KEY})
             try:
                 return RDBStorage(url, engine_kwargs=kwargs)
