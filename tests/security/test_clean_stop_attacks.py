@@ -4,15 +4,84 @@ so in its status and gives the job back to RQ's retry, and the next attempt resu
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+import redis
+from rq import Queue, Retry
+from rq.job import JobStatus
+from rq.serializers import JSONSerializer
 
 from scalper_shared.runtime.rq_jobs import JobPreempted
 from scalper_shared.schema.training import JobState
 from tests.integration.test_training_run import CONFIG, Status, _run
 
 pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+WORKER = """
+import sys, redis
+from rq import Queue
+from rq.serializers import JSONSerializer
+from scalper_shared.runtime.rq_jobs import HeartbeatWorker
+connection = redis.Redis.from_url(sys.argv[1])
+queue = Queue(sys.argv[2], connection=connection, serializer=JSONSerializer)
+HeartbeatWorker([queue], connection=connection, serializer=JSONSerializer, job_monitoring_interval=2).work()
+"""
+STACK_STOP_TIMEOUT_S = 20.0
+
+
+def start_worker(redis_url: str, queue: Queue) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", WORKER, redis_url, queue.name], cwd=REPO,
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_seconds(worker: subprocess.Popen) -> float:
+    """SIGTERM to the worker only (what `scalper stack down` sends); seconds until it exited."""
+    started = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    worker.wait(STACK_STOP_TIMEOUT_S)  # TimeoutExpired: the stack would have had to SIGKILL it
+    return time.monotonic() - started
+
+
+def test_an_idle_worker_exits_on_sigterm_at_once(redis_url: str, redis_client: redis.Redis,
+                                                 stream_prefix: str) -> None:
+    queue = Queue(stream_prefix + "training", connection=redis_client, serializer=JSONSerializer)
+    workers = [start_worker(redis_url, queue) for _ in range(4)]
+    try:
+        time.sleep(3)  # subscribed and blocked on the queue
+        seconds = [stop_seconds(w) for w in workers]
+        assert max(seconds) < 5, seconds  # RQ's own worker took ~25 s (a 60 s pubsub wait)
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+
+
+def test_a_busy_worker_exits_on_sigterm_and_its_job_is_requeued(
+        redis_url: str, redis_client: redis.Redis, stream_prefix: str) -> None:
+    queue = Queue(stream_prefix + "training", connection=redis_client, serializer=JSONSerializer)
+    job = queue.enqueue("tests.fakes.cooperative_job.work_until_preempted", 600, retry=Retry(max=2),
+                        job_timeout=900)
+    worker = start_worker(redis_url, queue)
+    try:
+        deadline = time.monotonic() + 30
+        while job.get_status(refresh=True) != JobStatus.STARTED and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert job.get_status() == JobStatus.STARTED
+        assert stop_seconds(worker) < STACK_STOP_TIMEOUT_S / 2
+        job.refresh()
+        assert job.meta.get("checkpointed") is True
+        assert job.get_status() in (JobStatus.QUEUED, JobStatus.SCHEDULED) and job.retries_left == 1
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        queue.empty()
+        queue.delete(delete_jobs=True)
 
 
 class PreemptAfterFirstCheckpoint:
