@@ -73,8 +73,9 @@ class PolicyActionRequest(BaseModel):
     context: MaskContext | None = None
     minute: UtcTime | None = Field(None, description="Minute the explicit observation refers to (default: now)")
     deterministic: bool = True
-    seed: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = Field(
-        None, description="Seed of a stochastic action (deterministic=false) for a reproducible draw")
+    seed: Annotated[int, Field(ge=0, le=2**53 - 1)] | None = Field(
+        None, description="Seed of a stochastic action (deterministic=false) for a reproducible draw; at most "
+                          "2^53 - 1, the largest integer every JSON parser reads exactly")
 
 
 class PolicyActionResponse(BaseModel):
