@@ -4,7 +4,7 @@ switches at start, start-up reconciliation, no duplicate under timeouts, SPX ref
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import redis
@@ -23,16 +23,16 @@ from scalper_execution.service import BROKER_REJECTED, ExecutionService, SendPol
 from scalper_execution.store import Store
 from scalper_shared.bus import Delivery, StreamProducer
 from scalper_shared.clock import FakeClock, SequentialIds
-from scalper_shared.core.actions import Action
+from scalper_shared.core.actions import N_ACTIONS, Action
 from scalper_shared.core.premium import DEFAULT_PREMIUM_CONFIG
 from scalper_shared.core.ratelimit import RateLimit
 from scalper_shared.core.risk import RiskConfig
 from scalper_shared.db import make_engine
 from scalper_shared.db.models import daily_pnl, orders, risk_events, risk_state, trades
 from scalper_shared.schema import make_envelope, streams
-from scalper_shared.schema.messages import TradingState
+from scalper_shared.schema.messages import Bar, PolicyDecision, Session, TradingState
 from tests.fakes.alpaca import FakeAlpaca
-from tests.unit.execution_support import FakeMonotonic, bar, decision, served
+from tests.unit.execution_support import SERVED, FakeMonotonic, bar, decision, served
 
 pytestmark = pytest.mark.integration
 
@@ -119,12 +119,29 @@ def test_a_decision_becomes_an_alpaca_order_fill_and_position_then_exits_flat(
     assert statuses == ["filled", "filled"] and service.broker.positions() == []
 
 
+SESSIONS_FOR_1000 = (datetime(2025, 7, 1, 13, 30, tzinfo=UTC), datetime(2025, 7, 2, 13, 30, tzinfo=UTC),
+                     datetime(2025, 7, 7, 13, 30, tzinfo=UTC))
+"""Three regular sessions (09:30 ET opens): 1,000 decisions need 1,000 distinct minutes, since execution
+takes one decision per (model, symbol, minute)."""
+
+
+def decision_minutes(count: int) -> list[datetime]:
+    """``count`` entry-eligible minutes (from 5 minutes after the open to 40 minutes before the close)."""
+    minutes = [open_ + timedelta(minutes=m) for open_ in SESSIONS_FOR_1000 for m in range(5, 350)]
+    assert len(minutes) >= count
+    return minutes[:count]
+
+
 @pytest.mark.slow
 def test_1000_timeouts_after_alpaca_accepted_make_no_duplicate_order(
         database, redis_client, stream_prefix, fake) -> None:  # noqa: ANN001
     service = build(database, redis_client, stream_prefix, alpaca(fake))
-    warm(service)
-    for k in range(1000):
+    clock = service.clock
+    for k, at in enumerate(decision_minutes(1000)):
+        clock.set(at + timedelta(minutes=1))  # type: ignore[attr-defined]  # the FakeClock of build()
+        close = 600.0 + (0.3 if k % 2 else -0.3)
+        deliver(service, Bar(symbol="SPY", start=at, open=close, high=close, low=close, close=close,
+                             session=Session.REGULAR, source="test"), f"bar-{k}")
         fake.faults.clear()
         if k % 50 == 0:
             fake.stall_next("POST", "/v2/orders", stall_s=0.2)  # accepted, answered past the read timeout
@@ -132,7 +149,10 @@ def test_1000_timeouts_after_alpaca_accepted_make_no_duplicate_order(
             fake.drop_next("POST", "/v2/orders")  # accepted (and filled), the answer never arrives
         if k % 10 == 0:
             fake.drop_next("GET", "/v2/orders:by_client_order_id")  # the look-up fails too: a resubmit
-        deliver(service, decision("SPY", 4, Action.BUY_CALL if k % 2 == 0 else Action.EXIT), f"d-{k}")
+        action = Action.BUY_CALL if k % 2 == 0 else Action.EXIT
+        deliver(service, PolicyDecision(symbol="SPY", minute=at, action=action,
+                                        probabilities=(1 / N_ACTIONS,) * N_ACTIONS, mask=(True,) * N_ACTIONS,
+                                        model_id=SERVED.model_id, spec_hash=SERVED.spec_hash), f"d-{k}")
     per_id = fake.orders_per_client_id()
     assert len(per_id) == 1000 and max(per_id.values()) == 1  # 0 duplicates at the broker
     assert fake.duplicates_refused >= 90  # the resubmits were answered 422 and fetched

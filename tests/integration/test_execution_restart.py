@@ -10,21 +10,22 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import httpx
 import pytest
 import redis
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from scalper_cli.processes import free_port
 from scalper_shared.bus import StreamProducer
 from scalper_shared.clock import FakeClock, uuid_ids
 from scalper_shared.core.actions import Action
+from scalper_shared.core.risk import RiskConfig
 from scalper_shared.db import make_engine
-from scalper_shared.db.models import fills, orders, paper_fills, paper_orders, trades
+from scalper_shared.db.models import fills, models, orders, paper_fills, paper_orders, trades
 from scalper_shared.schema import make_envelope, streams
-from tests.unit.execution_support import bar, decision
+from tests.unit.execution_support import SERVED, bar, decision
 from tests.waiting import wait_until as wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -57,6 +58,16 @@ def _healthy(port: int) -> bool:
         return False
 
 
+def promote_the_served_model(database) -> None:  # noqa: ANN001
+    """A promoted ``models`` row for the model the test's decisions claim (execution acts for no other);
+    its config carries no risk section, which execution takes as its own."""
+    with database.begin() as c:
+        c.execute(insert(models).values(
+            id=SERVED.model_id, job_id="job-of-the-served-model", config={}, spec_hash=SERVED.spec_hash,
+            train_from=date(2025, 6, 2), train_to=date(2025, 6, 20), validation_from=date(2025, 6, 23),
+            validation_to=date(2025, 6, 27), total_timesteps=1, metrics={}, artifact_path="unused", promoted=True))
+
+
 def test_sigkill_mid_order_then_restart_reconciles_without_duplicate_or_lost_fill(
         migrated_database_url: str, redis_url: str, stream_prefix: str, tmp_path) -> None:  # noqa: ANN001
     port = free_port()
@@ -76,6 +87,7 @@ def test_sigkill_mid_order_then_restart_reconciles_without_duplicate_or_lost_fil
         with database.connect() as c:
             return c.execute(select(table)).all()
 
+    promote_the_served_model(database)
     try:
         with execution_process(env, port, tmp_path / "execution.log") as process:
             for n in range(5):
@@ -103,7 +115,8 @@ def test_sigkill_mid_order_then_restart_reconciles_without_duplicate_or_lost_fil
         assert order.client_order_id == venue_order.client_order_id == fill.client_order_id
         assert (fill.fill_id, fill.price, fill.contracts) == (venue_fill.fill_id, venue_fill.price,
                                                               venue_fill.contracts)
-        assert (order.filled_contracts, trade.contracts_open, trade.avg_premium) == (1, 1, fill.price)
+        entry = RiskConfig().contracts_per_entry  # execution's default sizing
+        assert (order.filled_contracts, trade.contracts_open, trade.avg_premium) == (entry, entry, fill.price)
     finally:
         database.dispose()
         client.close()
