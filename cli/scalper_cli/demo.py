@@ -143,6 +143,7 @@ class DemoContext:
 
 
 Step = Callable[[DemoContext], str]
+DEMO_DATABASE_SUFFIX = "_demo"
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ class StepResult:
 
 def bring_stack_up(ctx: DemoContext) -> str:
     """Start Redis and PostgreSQL if none answer, migrate, start the five services with this run's key."""
-    ctx.report = stack.up(ctx.settings, ctx.service_env)
+    ctx.report = stack.up(ctx.settings, ctx.service_env, fresh_database=True)
     embedded = [s.kind for s in ctx.report.infrastructure.embedded]
     infra = f"embedded {', '.join(embedded)}" if embedded else "external Redis and PostgreSQL"
     return f"{len(ctx.report.services)} services ready in {ctx.report.elapsed_s:.1f}s ({infra})"
@@ -508,9 +509,23 @@ def outcome_lines(facts: dict[str, Any], docs_url: str, stack_up: bool = False) 
     return lines
 
 
+def demo_database_url(database_url: str) -> str:
+    """The demo's own database on the same server: ``<name>_demo`` (``scalper`` -> ``scalper_demo``).
+    The demo drops and recreates it on every run, so a run never sees an earlier run's orders, tallies or
+    models, and the user's own database is never touched."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    name = url.database or "scalper"
+    return url.set(database=name if name.endswith(DEMO_DATABASE_SUFFIX) else name + DEMO_DATABASE_SUFFIX) \
+        .render_as_string(hide_password=False)
+
+
 def run_demo(settings: StackSettings, console: Console, steps: list[tuple[str, Step]] = STEPS,
              plan: DemoPlan | None = None, keep_up: bool = False) -> bool:
-    """Run the demo steps, bring the stack down (unless ``keep_up``), print the summary; True when all passed."""
+    """Run the demo steps, bring the stack down (unless ``keep_up``), print the summary; True when all passed.
+    The stack runs on the demo's own fresh database (:func:`demo_database_url`)."""
+    settings = settings.model_copy(update={"database_url": demo_database_url(settings.database_url)})
 
     key, record = new_api_key()
     plan = plan or DemoPlan()

@@ -94,6 +94,18 @@ def postgres_answers(database_url: str, timeout_s: float) -> bool:
             or _connects(conninfo(database_url, MAINTENANCE_DB), timeout_s))
 
 
+def drop_database(database_url: str, timeout_s: float) -> bool:
+    """Drop the URL's database (closing its connections) if it exists; True if it was dropped."""
+    name = make_url(database_url).database or DEFAULT_DATABASE
+    with psycopg.connect(conninfo(database_url, MAINTENANCE_DB), autocommit=True,
+                         connect_timeout=max(1, round(timeout_s))) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            return False
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    logger.info("dropped database %s", name)
+    return True
+
+
 def ensure_database(database_url: str, timeout_s: float) -> bool:
     """Create the URL's database when the server answers but the database is missing; True if created."""
     if _connects(conninfo(database_url), timeout_s):
@@ -243,11 +255,15 @@ def resolve_postgres(settings: StackSettings,
     return url, server
 
 
-def resolve_infrastructure(settings: StackSettings, previous: Infrastructure | None) -> Infrastructure:
-    """Redis and PostgreSQL URLs the stack will use, starting embedded servers when needed."""
+def resolve_infrastructure(settings: StackSettings, previous: Infrastructure | None,
+                           fresh_database: bool = False) -> Infrastructure:
+    """Redis and PostgreSQL URLs the stack will use, starting embedded servers when needed.
+    ``fresh_database`` drops the database first, so the stack starts on an empty one."""
     redis_url, redis_server = resolve_redis(settings, previous)
     try:
         database_url, pg_server = resolve_postgres(settings, previous)
+        if fresh_database:
+            drop_database(database_url, settings.probe_timeout_s)
         ensure_database(database_url, settings.probe_timeout_s)
     except Exception:
         if redis_server is not None and _reusable(previous, "redis") is None:  # started just now: undo

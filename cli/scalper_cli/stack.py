@@ -218,17 +218,24 @@ def wait_ready(settings: StackSettings, starts: list[ServiceStart], eps: list[En
     return [ready[s.name] for s in starts]
 
 
-def up(settings: StackSettings, extra_env: Mapping[str, str] | None = None) -> UpReport:
+def up(settings: StackSettings, extra_env: Mapping[str, str] | None = None,
+       fresh_database: bool = False) -> UpReport:
     """Bring the stack up (idempotent): infrastructure, migrations, services, then wait for readiness.
 
     ``extra_env`` is added to the environment of the services this call starts (``scalper demo``
-    passes its one-run API key and the paper-mode settings this way).
+    passes its one-run API key and the paper-mode settings this way). ``fresh_database`` drops and
+    recreates the database first (the demo's own, never while services of a stack are running).
     """
     began = time.monotonic()
     for directory in (settings.log_dir, settings.run_dir):
         directory.mkdir(parents=True, exist_ok=True)
     previous = load_state(settings)
-    infra = resolve_infrastructure(settings, previous.infrastructure if previous else None)
+    if fresh_database:
+        running = [ep.spec.name for ep in endpoints() if service_pid(settings, ep) is not None]
+        if running:
+            raise StackError(f"a stack is already running ({', '.join(running)}): `scalper stack down` first; "
+                             "this run starts on a fresh database")
+    infra = resolve_infrastructure(settings, previous.infrastructure if previous else None, fresh_database)
     state = StackState(infrastructure=infra, services=previous.services if previous else {},
                        started_at=previous.started_at if previous else time.time())
     save_state(settings, state)
