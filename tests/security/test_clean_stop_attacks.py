@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 import redis
-from rq import Queue, Retry
+from rq import Queue, Retry, Worker
 from rq.job import JobStatus
 from rq.serializers import JSONSerializer
 
 from scalper_shared.runtime.rq_jobs import JobPreempted
 from scalper_shared.schema.training import JobState
 from tests.integration.test_training_run import CONFIG, Status, _run
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +54,8 @@ def test_an_idle_worker_exits_on_sigterm_at_once(redis_url: str, redis_client: r
     queue = Queue(stream_prefix + "training", connection=redis_client, serializer=JSONSerializer)
     workers = [start_worker(redis_url, queue) for _ in range(4)]
     try:
-        time.sleep(3)  # subscribed and blocked on the queue
+        wait_until(lambda: sum(w.get_state() == "idle" for w in Worker.all(queue=queue)) == 4, 30,
+                   "four workers idle on the queue", poll_s=0.2)
         seconds = [stop_seconds(w) for w in workers]
         assert max(seconds) < 5, seconds  # RQ's own worker took ~25 s (a 60 s pubsub wait)
     finally:
@@ -69,10 +71,7 @@ def test_a_busy_worker_exits_on_sigterm_and_its_job_is_requeued(
                         job_timeout=900)
     worker = start_worker(redis_url, queue)
     try:
-        deadline = time.monotonic() + 30
-        while job.get_status(refresh=True) != JobStatus.STARTED and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert job.get_status() == JobStatus.STARTED
+        wait_until(lambda: job.get_status(refresh=True) == JobStatus.STARTED, 30, "the job to start", poll_s=0.2)
         assert stop_seconds(worker) < STACK_STOP_TIMEOUT_S / 2
         job.refresh()
         assert job.meta.get("checkpointed") is True

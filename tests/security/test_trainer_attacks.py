@@ -21,6 +21,7 @@ from rq.serializers import JSONSerializer
 from scalper_shared.runtime.rq_jobs import note_abandoned, sweep_abandoned
 from scalper_shared.schema.training import TrainConfig
 from scalper_trainer.checkpoints import CheckpointStore
+from tests.waiting import wait_until
 
 WINDOW = {"symbols": ("SPY",), "train_from": date(2025, 7, 1), "train_to": date(2025, 7, 3),
           "validation_from": date(2025, 7, 7), "validation_to": date(2025, 7, 8)}
@@ -75,20 +76,17 @@ def test_a_sigkilled_workers_job_is_requeued_within_a_minute_and_its_status_says
     worker = subprocess.Popen([sys.executable, "-c", WORKER, redis_url, queue.name], start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
-        while job.get_status(refresh=True) != JobStatus.STARTED and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert job.get_status() == JobStatus.STARTED
+        wait_until(lambda: job.get_status(refresh=True) == JobStatus.STARTED, 30, "the job to start", poll_s=0.2)
         os.killpg(worker.pid, signal.SIGKILL)  # the worker and its work-horse
         worker.wait(10)
         killed = time.monotonic()
-        while time.monotonic() - killed < 60:
+
+        def requeued() -> bool:
             sweep_abandoned([queue])
-            if job.get_status(refresh=True) == JobStatus.QUEUED:
-                break
-            time.sleep(0.5)
+            return job.get_status(refresh=True) == JobStatus.QUEUED
+
+        wait_until(requeued, 60, lambda: f"re-queue (still {job.get_status()})", poll_s=0.5)
         noticed = time.monotonic() - killed
-        assert job.get_status() == JobStatus.QUEUED, f"still {job.get_status()} after {noticed:.0f}s"
         assert noticed < 20  # 3 heartbeat intervals of 2 s plus a sweep, not 105 s to 7 minutes
         refreshed = Job.fetch(job.id, connection=redis_client, serializer=JSONSerializer)
         assert any("worker died" in w and "re-queued" in w for w in refreshed.meta["warnings"])
