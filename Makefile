@@ -28,6 +28,7 @@ test-fast: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/mypy shared/scalper_shared
 
 bench: install
@@ -40,4 +41,4 @@ down: install
 	$(BIN)/scalper stack down
 
 clean:
-	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -16,8 +16,8 @@ import pandas as pd
 
 from scalper_ingestion.market_stats import compute_stats, regular_hours, return_correlation, stats_rows
 from scalper_ingestion.sources.files import PolygonFileSource
-from scalper_ingestion.sources.synthetic import QQQ, SPX, SPY, generate_bars
 from scalper_shared.core.edge import MarketEdge
+from scalper_shared.core.synthetic import QQQ, SPX, SPY, generate_bars
 
 DATA = Path(os.environ.get("SCALPER_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 REAL_FILES = {SPY: ("SPY_1m_2025-07.csv.gz", "SPY_1m_2025-08_2025-10.csv.gz"),

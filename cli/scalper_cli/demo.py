@@ -332,7 +332,7 @@ def render_diagnostics(console: Console, view: dict[str, Any]) -> None:
 
 def evaluate_model(ctx: DemoContext) -> str:
     """``POST /v1/evaluations`` on the held-out week; download the report under ``var/reports/<model>/``."""
-    from scalper_cli.commands.eval import download
+    from scalper_cli.evaluation_report import download
 
     model_id = ctx.facts["model_id"]
     with ctx.api() as http:
@@ -383,7 +383,7 @@ def promote_model(ctx: DemoContext, timeout_s: float = 60.0) -> str:
 
 def paper_day(ctx: DemoContext) -> str:
     """Replay the paper day through the live services and compare their trades with the backtest."""
-    from scalper_cli.commands.paper import render
+    from scalper_cli.paper_table import render
     from scalper_ingestion.replay import replay_days
     from scalper_trainer.evaluation.paper import PaperTarget, run_paper_day
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scalper_ingestion.sources.synthetic import generate_bars
 from scalper_shared.core.features import BarArrays, strong_setup, symbol_features
+from scalper_shared.core.synthetic import generate_bars
 from scalper_shared.db import bars, bulk_upsert, make_engine
 from scalper_trainer.env import (
     EpisodeSet,

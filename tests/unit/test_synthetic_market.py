@@ -32,8 +32,9 @@ from scalper_ingestion.market_stats import (
 from scalper_ingestion.quality import validate
 from scalper_ingestion.sources.base import BarSource, conform_bars
 from scalper_ingestion.sources.files import PolygonFileSource
-from scalper_ingestion.sources.synthetic import QQQ, SPX, SPY, SyntheticSource, generate_bars
+from scalper_ingestion.sources.synthetic import SyntheticSource
 from scalper_shared.core.calendar import NEW_YORK, classify_many
+from scalper_shared.core.synthetic import QQQ, SPX, SPY, generate_bars
 
 WINDOW = (date(2025, 7, 1), date(2025, 10, 31))
 REAL_FILES = {SPY: ("SPY_1m_2025-07.csv.gz", "SPY_1m_2025-08_2025-10.csv.gz"),

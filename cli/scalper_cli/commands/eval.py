@@ -19,6 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from scalper_cli.api_client import ApiClientSettings, checked, client
 from scalper_cli.commands.premium import load_premium_config
+from scalper_cli.evaluation_report import download
 from scalper_cli.market_options import check_market, day_window
 from scalper_shared.settings import ServiceSettings, load_settings
 
@@ -26,7 +27,6 @@ app = typer.Typer(help=__doc__)
 console = Console()
 errors = Console(stderr=True)
 TERMINAL = ("finished", "failed")
-PLOT_FILES = ("equity.png", "drawdown.png", "checkpoint_actions.png", "exits_by_reason.png", "pnl_histogram.png")
 
 
 def request_body(model: str, start: date, end: date, symbols: str | None, seed: int, source: str,
@@ -55,17 +55,6 @@ def follow(http: httpx.Client, evaluation_id: str, poll_s: float) -> dict[str, A
             if view["status"] in TERMINAL:
                 return view
             time.sleep(poll_s)
-
-
-def download(http: httpx.Client, evaluation_id: str, out: Path) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    for name in ("report.html", "metrics.json", *PLOT_FILES):
-        url = f"/v1/evaluations/{evaluation_id}/{'report' if name == 'report.html' else name}"
-        response = http.get(url)
-        if response.status_code >= 400:
-            checked(response)
-        (out / name).write_bytes(response.content)
-    return out / "report.html"
 
 
 def show(metrics: dict[str, Any]) -> None:

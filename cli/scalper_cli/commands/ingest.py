@@ -42,12 +42,12 @@ from scalper_ingestion.replay import Pacer, parse_speed, replay_days
 from scalper_ingestion.settings import IngestionSettings, parse_symbols
 from scalper_ingestion.sources.files import FileFormatError
 from scalper_ingestion.sources.polygon_rest import PolygonError, PolygonRestSource
-from scalper_ingestion.sources.synthetic import SYMBOLS as SYNTHETIC_SYMBOLS
 from scalper_ingestion.writer import BarWriter, WriteResult
 from scalper_shared.bus import StreamProducer
 from scalper_shared.clock import SystemClock
 from scalper_shared.core.calendar import trading_days
 from scalper_shared.core.edge import MARKET_EDGES
+from scalper_shared.core.synthetic import SYMBOLS as SYNTHETIC_SYMBOLS
 from scalper_shared.db import make_engine, migrate
 from scalper_shared.schema import streams
 from scalper_shared.settings import load_settings

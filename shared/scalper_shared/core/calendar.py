@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from scalper_shared.schema.messages import Session
+from scalper_shared.core.enums import Session
 
 NEW_YORK = ZoneInfo("America/New_York")
 PRE_MARKET_OPEN_ET = time(4, 0)

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import TypeVar
+
+from pydantic import BaseModel
 
 from scalper_shared.core.calendar import trading_days
-from scalper_shared.schema.training import TrainConfig
+
+Config = TypeVar("Config", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,8 +29,8 @@ class Fold:
     test_from: date
     test_to: date
 
-    def train_config(self, base: TrainConfig) -> TrainConfig:
-        """``base`` trained on this fold's train window, validated on its test window."""
+    def train_config(self, base: Config) -> Config:
+        """``base`` (a ``TrainConfig``) trained on this fold's train window, validated on its test window."""
         return base.model_copy(update={"train_from": self.train_from, "train_to": self.train_to,
                                        "validation_from": self.test_from, "validation_to": self.test_to})
 

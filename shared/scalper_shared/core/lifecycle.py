@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.typing import ArrayLike
 
+from scalper_shared.core.enums import OptionRight, PositionSide
 from scalper_shared.core.risk import (
     DEFAULT_RISK_CONFIG,
     MAX_TAKE_PROFIT_TIERS,
@@ -43,7 +44,6 @@ from scalper_shared.core.risk import (
     stop_triggered,
     take_profit_tiers,
 )
-from scalper_shared.schema.messages import OptionRight, PositionSide
 
 
 class Side(IntEnum):

@@ -20,8 +20,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from scalper_shared.core.actions import ENTRY_ACTIONS, N_ACTIONS, REDUCING_ACTIONS, Action
+from scalper_shared.core.enums import PositionSide, TradingState
 from scalper_shared.core.risk import DEFAULT_RISK_CONFIG, RiskConfig, entry_blocked
-from scalper_shared.schema.messages import PositionSide, TradingState
 
 _ENTRY_COLUMNS = [int(a) for a in ENTRY_ACTIONS]
 _REDUCING_COLUMNS = [int(a) for a in REDUCING_ACTIONS]

@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from scalper_shared.core.enums import OptionRight
 from scalper_shared.core.premium import normalise_symbol
-from scalper_shared.schema.messages import OptionRight
 
 OCC_ROOTS = {"SPX": "SPXW"}
 """Same-day SPX options are the PM-settled weeklys, root SPXW; other roots are the symbol itself."""

@@ -34,7 +34,7 @@ from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy.special import ndtr
 
-from scalper_shared.schema.messages import OptionRight
+from scalper_shared.core.enums import OptionRight
 
 FloatArray = NDArray[np.float64]
 

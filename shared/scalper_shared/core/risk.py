@@ -24,8 +24,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from scalper_shared.core.enums import TradingState
 from scalper_shared.core.premium import normalise_symbol
-from scalper_shared.schema.messages import TradingState
 
 STOP_TOLERANCE = 1e-9
 """Slack on premium-return comparisons, so an exact -15.00% fires despite binary rounding."""

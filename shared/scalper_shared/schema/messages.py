@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from scalper_shared.core.actions import N_ACTIONS, Action
+from scalper_shared.core.enums import OptionRight, OrderSide, PositionSide, Session, TradingState
 from scalper_shared.schema.envelope import Message
 
 
@@ -35,34 +35,6 @@ def _utc(value: datetime) -> datetime:
 
 
 UtcTime = Annotated[datetime, AfterValidator(_utc)]
-
-
-class Session(StrEnum):
-    PRE = "pre"
-    REGULAR = "regular"
-    POST = "post"
-
-
-class OrderSide(StrEnum):
-    BUY = "buy"
-    SELL = "sell"
-
-
-class OptionRight(StrEnum):
-    CALL = "call"
-    PUT = "put"
-
-
-class PositionSide(StrEnum):
-    FLAT = "flat"
-    CALL = "call"
-    PUT = "put"
-
-
-class TradingState(StrEnum):
-    ACTIVE = "active"
-    REDUCING = "reducing"
-    HALTED = "halted"
 
 
 class Bar(Message):

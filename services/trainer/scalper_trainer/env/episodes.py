@@ -157,7 +157,7 @@ def synthetic_episodes(start: date, end: date, seed: int = 0,
                        symbols: Iterable[str] = ("SPY", "QQQ", "I:SPX"), edge: str = "none") -> EpisodeSet:
     """Episodes of the embedded synthetic market (no data needed): tests, benchmarks, the demo.
     ``edge``: the planted edge (``none`` or ``momentum``, :mod:`scalper_shared.core.edge`)."""
-    from scalper_ingestion.sources.synthetic import generate_bars
+    from scalper_shared.core.synthetic import generate_bars
 
     frames = list(generate_bars(tuple(symbols), start, end, seed, edge))
     if not frames:

@@ -12,17 +12,28 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from scalper_shared.core.enums import PositionSide
 from scalper_shared.core.features.incremental import FeatureRow
 from scalper_shared.core.features.sessions import SessionBounds, session_of
 from scalper_shared.core.features.spec import FEATURE_SPEC, FeatureSpec
 from scalper_shared.core.lifecycle import Side
-from scalper_shared.schema.messages import PositionState
 
 Observation = npt.NDArray[np.float32]
+
+
+class PositionLike(Protocol):
+    """What :meth:`PositionFeatures.from_state` reads of execution's ``PositionState`` message."""
+
+    @property
+    def side(self) -> PositionSide: ...
+
+    @property
+    def unrealised_pnl_pct(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +48,7 @@ class PositionFeatures:
             raise ValueError(f"side must be -1, 0 or +1, got {self.side}")
 
     @classmethod
-    def from_state(cls, state: PositionState | None) -> PositionFeatures:
+    def from_state(cls, state: PositionLike | None) -> PositionFeatures:
         """From execution's ``positions.state`` message (None means flat)."""
         if state is None or Side.of_position(state.side) is Side.FLAT:
             return FLAT
