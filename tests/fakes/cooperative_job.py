@@ -23,3 +23,18 @@ def work_until_preempted(seconds: float) -> str:
         return "done"
     finally:
         job.connection.delete(preempt_flag_key(job.id))  # served, as run_training_job does
+
+
+def evaluate_without_checkpoints(evaluation_id: str, seconds: float) -> str:
+    """An evaluation-like job that never looks at the preempt flag: it marks its row running, then works."""
+    from scalper_shared.db import make_engine
+    from scalper_shared.db.evaluations import set_progress
+    from scalper_shared.settings import ServiceSettings, load_settings
+
+    engine = make_engine(load_settings(ServiceSettings).database_url)
+    try:
+        set_progress(engine, evaluation_id, 0.1, "agent")
+    finally:
+        engine.dispose()
+    time.sleep(seconds)
+    return "done"

@@ -1,23 +1,36 @@
 """Issue #15 item 9: on SIGTERM a busy trainer worker asks its training job to stop at a checkpoint
 (the preempt flag, ``HeartbeatWorker``) instead of waiting for the job's end; the run checkpoints, says
-so in its status and gives the job back to RQ's retry, and the next attempt resumes."""
+so in its status and is re-queued (without spending a retry), and the next attempt resumes. A job that
+does not stop (an evaluation) is killed after the grace period and re-queued, its status saying so; a
+study trial stopped this way is not failed but goes on in the next attempt."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import pytest
 import redis
-from rq import Queue, Retry, Worker
-from rq.job import JobStatus
+from optuna.trial import TrialState
+from rq import Callback, Queue, Retry, Worker
+from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from scalper_shared.runtime.rq_jobs import JobPreempted
+from scalper_shared import studies
+from scalper_shared.db import make_engine
+from scalper_shared.db.evaluations import create_evaluation, load_evaluation
+from scalper_shared.runtime.rq_jobs import JobPreempted, note_abandoned, note_evaluation_interrupted
+from scalper_shared.schema.evaluation import EvaluationRequest
 from scalper_shared.schema.training import JobState
+from scalper_trainer.local import LocalStatus
+from scalper_trainer.studies.trial import run_trial
+from tests.integration.test_study_trials import _ctx, _request
+from tests.integration.test_study_trials import _small_rollouts as _small_rollouts  # noqa: F401  (fixture)
 from tests.integration.test_training_run import CONFIG, Status, _run
 from tests.waiting import wait_until
 
@@ -31,14 +44,16 @@ from rq.serializers import JSONSerializer
 from scalper_shared.runtime.rq_jobs import HeartbeatWorker
 connection = redis.Redis.from_url(sys.argv[1])
 queue = Queue(sys.argv[2], connection=connection, serializer=JSONSerializer)
-HeartbeatWorker([queue], connection=connection, serializer=JSONSerializer, job_monitoring_interval=2).work()
+HeartbeatWorker([queue], connection=connection, serializer=JSONSerializer, job_monitoring_interval=2,
+                preempt_grace_s=float(sys.argv[3])).work()
 """
 STACK_STOP_TIMEOUT_S = 20.0
 
 
-def start_worker(redis_url: str, queue: Queue) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", WORKER, redis_url, queue.name], cwd=REPO,
-                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start_worker(redis_url: str, queue: Queue, *, grace_s: float = 10.0, database_url: str = "") -> subprocess.Popen:
+    env = {**os.environ, **({"DATABASE_URL": database_url} if database_url else {})}
+    return subprocess.Popen([sys.executable, "-c", WORKER, redis_url, queue.name, str(grace_s)], cwd=REPO,
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
 
 
 def stop_seconds(worker: subprocess.Popen) -> float:
@@ -75,7 +90,8 @@ def test_a_busy_worker_exits_on_sigterm_and_its_job_is_requeued(
         assert stop_seconds(worker) < STACK_STOP_TIMEOUT_S / 2
         job.refresh()
         assert job.meta.get("checkpointed") is True
-        assert job.get_status() in (JobStatus.QUEUED, JobStatus.SCHEDULED) and job.retries_left == 1
+        assert job.get_status() == JobStatus.QUEUED
+        assert job.retries_left == 2  # a shutdown is not the job's fault: no retry spent
     finally:
         if worker.poll() is None:
             worker.kill()
@@ -112,3 +128,75 @@ def test_a_preempted_training_run_checkpoints_says_so_and_the_next_attempt_resum
 
     finished = _run(migrated_database_url, tmp_path, Status(), Never())
     assert finished.state is JobState.FINISHED and finished.steps == CONFIG.total_timesteps
+
+
+def test_a_busy_worker_kills_a_job_that_ignores_the_stop_after_the_grace_and_requeues_it(
+        redis_url: str, redis_client: redis.Redis, stream_prefix: str) -> None:
+    queue = Queue(stream_prefix + "training", connection=redis_client, serializer=JSONSerializer)
+    job = queue.enqueue("time.sleep", 600, job_timeout=900, on_failure=Callback(note_abandoned))  # no retries
+    worker = start_worker(redis_url, queue, grace_s=2)
+    try:
+        wait_until(lambda: job.get_status(refresh=True) == JobStatus.STARTED, 30, "the job to start", poll_s=0.2)
+        assert 2 <= stop_seconds(worker) < STACK_STOP_TIMEOUT_S / 2  # the grace, then the kill
+        job = Job.fetch(job.id, connection=redis_client, serializer=JSONSerializer)
+        assert job.get_status() == JobStatus.QUEUED
+        assert job.meta["state"] == "queued"
+        assert any("worker stopped (shutdown)" in w and "re-queued" in w for w in job.meta["warnings"])
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        queue.empty()
+        queue.delete(delete_jobs=True)
+
+
+def test_an_evaluation_whose_worker_stops_is_requeued_and_its_row_says_so(
+        redis_url: str, redis_client: redis.Redis, stream_prefix: str, migrated_database_url: str) -> None:
+    engine = make_engine(migrated_database_url)
+    create_evaluation(engine, "eval-stopped", EvaluationRequest(model_id="m", start=date(2025, 7, 7),
+                                                                end=date(2025, 7, 8)))
+    queue = Queue(stream_prefix + "evaluation", connection=redis_client, serializer=JSONSerializer)
+    job = queue.enqueue("tests.fakes.cooperative_job.evaluate_without_checkpoints", "eval-stopped", 600,
+                        job_id="eval-stopped", job_timeout=900, on_failure=Callback(note_evaluation_interrupted))
+    worker = start_worker(redis_url, queue, grace_s=2, database_url=migrated_database_url)
+    try:
+        wait_until(lambda: (load_evaluation(engine, "eval-stopped") or {}).get("status") == "running", 30,
+                   "the evaluation to run", poll_s=0.2)
+        assert stop_seconds(worker) < STACK_STOP_TIMEOUT_S / 2
+        assert job.get_status(refresh=True) == JobStatus.QUEUED
+        row = load_evaluation(engine, "eval-stopped")
+        assert row is not None and row["status"] == "queued" and row["progress"] == 0.0
+        assert "worker stopped (shutdown)" in row["stage"] and "re-queued" in row["stage"]
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        queue.empty()
+        queue.delete(delete_jobs=True)
+        engine.dispose()
+
+
+class PreemptedAtFirstCheckpoint:
+    """A study trial's cancel flag as a stopping worker sets it, seen once the first checkpoint is stored."""
+
+    def __init__(self, status: LocalStatus) -> None:
+        self.status = status
+
+    def is_set(self) -> bool:
+        return self.preempted()
+
+    def preempted(self) -> bool:
+        return bool(self.status.meta.get("diagnostics"))
+
+
+def test_a_study_trial_stopped_by_its_worker_is_not_failed_and_goes_on(migrated_database_url: str,
+                                                                        tmp_path: Path) -> None:
+    storage = studies.open_storage(migrated_database_url)
+    studies.create(storage, _request("stopped"))
+    ctx = _ctx(migrated_database_url, tmp_path, "job-s")
+    ctx.cancel = PreemptedAtFirstCheckpoint(ctx.status)  # type: ignore[assignment]
+    ctx.retries_left = lambda: 0  # even on its last attempt
+    with pytest.raises(JobPreempted):
+        run_trial("stopped", 0, ctx)
+    (trial,) = studies.load(storage, "stopped").get_trials()
+    assert trial.state is TrialState.RUNNING  # was FAIL: "fold 0 ended cancelled"
+    assert any("re-queued to resume" in w for w in ctx.status.meta["warnings"])
+    assert list((tmp_path / "artifacts" / "jobs").glob("job-s*/checkpoints/step_*.zip"))

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -18,7 +19,7 @@ from rq import Callback, Queue, Retry
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from scalper_shared.runtime.rq_jobs import note_abandoned, sweep_abandoned
+from scalper_shared.runtime.rq_jobs import note_abandoned, run_sweeper
 from scalper_shared.schema.training import TrainConfig
 from scalper_trainer.checkpoints import CheckpointStore
 from tests.waiting import wait_until
@@ -70,27 +71,29 @@ HeartbeatWorker([queue], connection=connection, serializer=JSONSerializer, job_m
 @pytest.mark.integration
 def test_a_sigkilled_workers_job_is_requeued_within_a_minute_and_its_status_says_so(
         redis_url: str, redis_client: redis.Redis, stream_prefix: str) -> None:
+    """The sweep runs in a thread, as in the policy service (the failure callback that writes the status
+    used to raise "signal only works in main thread" there)."""
     queue = Queue(stream_prefix + "training", connection=redis_client, serializer=JSONSerializer)
     job = queue.enqueue("time.sleep", 120, retry=Retry(max=1), on_failure=Callback(note_abandoned),
                         job_timeout=600)
     worker = subprocess.Popen([sys.executable, "-c", WORKER, redis_url, queue.name], start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stop = threading.Event()
+    sweeper = threading.Thread(target=run_sweeper, args=([queue], 0.5, stop), daemon=True)
     try:
         wait_until(lambda: job.get_status(refresh=True) == JobStatus.STARTED, 30, "the job to start", poll_s=0.2)
         os.killpg(worker.pid, signal.SIGKILL)  # the worker and its work-horse
         worker.wait(10)
         killed = time.monotonic()
-
-        def requeued() -> bool:
-            sweep_abandoned([queue])
-            return job.get_status(refresh=True) == JobStatus.QUEUED
-
-        wait_until(requeued, 60, lambda: f"re-queue (still {job.get_status()})", poll_s=0.5)
+        sweeper.start()
+        wait_until(lambda: job.get_status(refresh=True) == JobStatus.QUEUED, 60,
+                   lambda: f"re-queue (still {job.get_status()})", poll_s=0.2)
         noticed = time.monotonic() - killed
         assert noticed < 20  # 3 heartbeat intervals of 2 s plus a sweep, not 105 s to 7 minutes
         refreshed = Job.fetch(job.id, connection=redis_client, serializer=JSONSerializer)
         assert any("worker died" in w and "re-queued" in w for w in refreshed.meta["warnings"])
     finally:
+        stop.set()
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)
         queue.empty()

@@ -1,7 +1,9 @@
 """``/v1/evaluations``: queue an offline evaluation of a model and read its outcome and report.
 
 - ``POST`` (scope ``train``) validates an ``EvaluationRequest``, checks the model is registered,
-  writes the ``evaluations`` row (queued) and enqueues the trainer's job on queue ``evaluation``.
+  writes the ``evaluations`` row (queued) and enqueues the trainer's job on queue ``evaluation``. A
+  job whose trainer worker stopped (shutdown) is re-queued and its row says so (``queued``, the reason
+  as its stage); one whose worker died is marked failed by the abandoned-job sweep (``rq_jobs``).
 - ``GET /{id}`` (scope ``read``): status, progress, the honest one-line summary and all metrics.
 - ``GET /{id}/report`` (scope ``read``): the HTML report; ``GET /{id}/{name}`` its plots and
   ``metrics.json``.
@@ -18,13 +20,14 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, HTTPException, Response, status
 from fastapi.responses import FileResponse
 from redis import Redis
-from rq import Queue
+from rq import Callback, Queue
 from rq.serializers import JSONSerializer
 from sqlalchemy import Engine, select
 
 from scalper_shared.db.evaluations import create_evaluation, load_evaluation
 from scalper_shared.db.models import models
 from scalper_shared.runtime.api_security import Authenticator, Scope
+from scalper_shared.runtime.rq_jobs import note_evaluation_interrupted
 from scalper_shared.schema.evaluation import (
     EVALUATION_JOB_FUNC,
     EVALUATION_QUEUE,
@@ -59,7 +62,8 @@ class EvaluationJobs:
         create_evaluation(self.engine, evaluation_id, request)
         self.queue.enqueue(EVALUATION_JOB_FUNC, evaluation_id, request.model_dump(mode="json"), job_id=evaluation_id,
                            job_timeout=EVALUATION_TIMEOUT_S, result_ttl=RESULT_TTL_S, failure_ttl=RESULT_TTL_S,
-                           description=f"evaluate {request.model_id} {request.start}..{request.end}")
+                           description=f"evaluate {request.model_id} {request.start}..{request.end}",
+                           on_failure=Callback(note_evaluation_interrupted))
         logger.info("evaluation %s of model %s enqueued (%s..%s)", evaluation_id, request.model_id,
                     request.start, request.end)
         return evaluation_id

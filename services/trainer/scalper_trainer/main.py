@@ -1,8 +1,9 @@
 """Entrypoint: an RQ worker on queues ``training`` and ``evaluation`` (JSON serializer) with a health/metrics server.
 
 torch, sb3 and the job code are imported here, once per worker: RQ forks a work-horse per job and
-the horse inherits them. RQ owns the main thread (SIGTERM is a warm shutdown: the running job
-goes on to its end); the HTTP server runs in a daemon thread beside it. A job whose worker died
+the horse inherits them. RQ owns the main thread (SIGTERM: the worker asks the running job to
+checkpoint, kills it after ``TRAINER_PREEMPT_GRACE_S`` if it has not, re-queues it and exits; see
+``rq_jobs.HeartbeatWorker``); the HTTP server runs in a daemon thread beside it. A job whose worker died
 (SIGKILL, lost host) is noticed three heartbeat intervals after its last beat by the policy service's
 sweep (``scalper_shared.runtime.rq_jobs``), re-queued with a warning in its status, and resumes from
 its last checkpoint.
@@ -66,7 +67,8 @@ def main() -> None:
     queues = [Queue(settings.stream_prefix + name, connection=connections.redis, serializer=JSONSerializer)
               for name in (TRAINING_QUEUE, EVALUATION_QUEUE)]
     worker = HeartbeatWorker(queues, connection=connections.redis, serializer=JSONSerializer,
-                    job_monitoring_interval=settings.job_monitoring_interval_s)
+                             job_monitoring_interval=settings.job_monitoring_interval_s,
+                             preempt_grace_s=settings.preempt_grace_s)
     logger.info("trainer worker %s listening on queues %s", worker.name, ", ".join(q.name for q in queues))
     worker.work(with_scheduler=False)
 

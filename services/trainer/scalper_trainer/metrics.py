@@ -91,10 +91,12 @@ class TrainerCollector(Collector):
             queue = Queue(self.prefix + name, connection=self.connection, serializer=JSONSerializer)
             jobs.add_metric([name, "queued"], queue.count)
             for state, registry in REGISTRIES.items():
-                jobs.add_metric([name, state], registry(queue=queue).count)
+                # No cleanup: a scrape (an HTTP thread) must not run abandoned jobs' failure callbacks;
+                # the policy service's sweep does (``rq_jobs.sweep_abandoned``).
+                jobs.add_metric([name, state], registry(queue=queue).get_job_count(cleanup=False))
         training = Queue(self.prefix + TRAINING_QUEUE, connection=self.connection, serializer=JSONSerializer)
-        job_ids = StartedJobRegistry(queue=training).get_job_ids()
-        job_ids += FinishedJobRegistry(queue=training).get_job_ids()[-1:]
+        job_ids = StartedJobRegistry(queue=training).get_job_ids(cleanup=False)
+        job_ids += FinishedJobRegistry(queue=training).get_job_ids(cleanup=False)[-1:]
         for job in Job.fetch_many(job_ids, connection=self.connection, serializer=JSONSerializer):
             if job is None:
                 continue

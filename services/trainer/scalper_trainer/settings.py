@@ -19,3 +19,7 @@ class TrainerSettings(ServiceSettings):
                                  description="Checkpoints kept per job (the newest); older ones are deleted")
     checkpoint_budget_mb: int = Field(512, ge=1, validation_alias="TRAINER_CHECKPOINT_BUDGET_MB",
                                       description="Disk budget of one job's checkpoints (the newest always stays)")
+    preempt_grace_s: float = Field(
+        10.0, gt=0, validation_alias="TRAINER_PREEMPT_GRACE_S",
+        description="On SIGTERM, how long a running job may take to checkpoint before it is killed and re-queued "
+                    "(keep it below the stack's stop timeout)")

@@ -35,6 +35,11 @@ def fail_evaluation(engine: Engine, evaluation_id: str, error: str) -> None:
     _update(engine, evaluation_id, status=EvaluationStatus.FAILED.value, stage="failed", error=error[:10_000])
 
 
+def requeue_evaluation(engine: Engine, evaluation_id: str, why: str) -> None:
+    """Back to queued (its worker went away; it restarts from the beginning), ``why`` as its stage."""
+    _update(engine, evaluation_id, status=EvaluationStatus.QUEUED.value, progress=0.0, stage=why[:500])
+
+
 def load_evaluation(engine: Engine, evaluation_id: str) -> dict[str, Any] | None:
     with engine.connect() as connection:
         row = connection.execute(select(evaluations).where(evaluations.c.id == evaluation_id)).one_or_none()

@@ -37,6 +37,7 @@ from sqlalchemy import Engine
 from scalper_shared import studies
 from scalper_shared.core.policy_net import NumpyPolicy
 from scalper_shared.db.training import load_diagnostics
+from scalper_shared.runtime.rq_jobs import JobPreempted
 from scalper_shared.schema.studies import StudyRequest, fold_job_id
 from scalper_shared.schema.training import Diagnostics, JobState, TrainConfig
 from scalper_trainer.env import EpisodeSet
@@ -62,6 +63,10 @@ class PruneOrCancel:
 
     def is_set(self) -> bool:
         return self.pruned or self.cancel.is_set()
+
+    def preempted(self) -> bool:
+        """The worker is shutting down: the fold checkpoints and the trial goes on in the next attempt."""
+        return bool(getattr(self.cancel, "preempted", lambda: False)())
 
 
 def reported_step(fold: int, config: TrainConfig, step: int) -> int:
@@ -112,6 +117,8 @@ def run_trial(name: str, slot: int, ctx: TrialContext) -> dict[str, Any]:
     ctx.status.save_meta()
     try:
         return TrialRun(study, trial, request, values, ctx).run()
+    except JobPreempted:
+        raise  # re-queued by the stopping worker: the same trial goes on, whatever its retries
     except Exception as error:
         if ctx.retries_left() <= 0:
             logger.exception("study %s trial %d failed on its last attempt", name, trial.number)
