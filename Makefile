@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+MYPY_PACKAGES := shared/scalper_shared cli/scalper_cli $(patsubst %/__init__.py,%,$(wildcard services/*/scalper_*/__init__.py))
 PKG_FILES := requirements-dev.txt constraints.txt shared/pyproject.toml cli/pyproject.toml \
 	$(wildcard services/*/pyproject.toml)
 
@@ -29,7 +30,7 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-logo
-	$(BIN)/mypy shared/scalper_shared
+	$(BIN)/mypy $(MYPY_PACKAGES)
 
 bench: install
 	$(BIN)/python -m bench

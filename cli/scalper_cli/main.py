@@ -109,7 +109,7 @@ def load(name: str, entry: LazyCommand) -> Command:
     module_name, attribute = entry.target.split(":")
     target = getattr(importlib.import_module(module_name), attribute)
     if isinstance(target, typer.Typer):
-        command = typer.main.get_group(target)  # a group even with one subcommand (scalper data report)
+        command: Command = typer.main.get_group(target)  # a group even with one subcommand (scalper data report)
     else:
         single = typer.Typer(add_completion=False)
         single.command(name)(target)

@@ -248,6 +248,7 @@ class ExecutionService:
     def _send(self, open_order: OpenOrder) -> None:
         order = open_order.order
         for attempt in range(1, self.send_policy.attempts + 1):
+            broker_order: BrokerOrder | None
             try:
                 broker_order = self.broker.submit(order)
             except BrokerRejected as exc:

@@ -27,8 +27,9 @@ from sqlalchemy import Engine
 
 from scalper_shared.clock import Clock
 from scalper_shared.core.actions import N_ACTIONS, Action
+from scalper_shared.core.arrays import BoolArray, FloatArray
 from scalper_shared.core.features import FEATURE_SPEC, FeatureSpec
-from scalper_shared.core.policy_net import BoolArray, FloatArray, NumpyPolicy
+from scalper_shared.core.policy_net import NumpyPolicy
 from scalper_shared.core.risk import DEFAULT_RISK_CONFIG, RiskConfig, saved_risk_config
 from scalper_shared.db.training import promoted_model
 from scalper_shared.schema import streams

@@ -20,6 +20,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from scalper_shared.core.arrays import BoolArray
 from scalper_shared.core.calendar import session_date
 from scalper_shared.core.features import (
     FEATURE_SPEC,
@@ -30,7 +31,6 @@ from scalper_shared.core.features import (
 )
 from scalper_shared.core.features.sessions import MINUTE_MS, session_of
 from scalper_shared.core.masks import action_mask
-from scalper_shared.core.policy_net import BoolArray
 from scalper_shared.core.risk import DEFAULT_RISK_CONFIG, RiskConfig, stop_triggered
 from scalper_shared.schema.messages import FeatureVector, PositionSide, PositionState, TradingState
 

@@ -11,6 +11,7 @@ no trades, no cooldown, ACTIVE). ``probabilities`` and ``mask`` are indexed by a
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated
 
@@ -110,11 +111,7 @@ def _with_context(inputs: MaskInputs, context: MaskContext | None) -> MaskInputs
     given = context.model_dump(exclude_none=True)
     if "minutes_since_exit" in context.model_fields_set and context.minutes_since_exit is None:
         given["minutes_since_exit"] = float("inf")
-    return MaskInputs(**{**_inputs_dict(inputs), **given})
-
-
-def _inputs_dict(inputs: MaskInputs) -> dict[str, object]:
-    return {name: getattr(inputs, name) for name in MaskInputs.__slots__}
+    return replace(inputs, **given)
 
 
 def _explicit(request: PolicyActionRequest, runtime: PolicyRuntime) -> tuple[int, np.ndarray, MaskInputs]:
@@ -123,8 +120,7 @@ def _explicit(request: PolicyActionRequest, runtime: PolicyRuntime) -> tuple[int
     observation[:, FEATURE_SPEC.n_market:] = position_features(position).values()  # as build_observation
     minute = minute_ms(request.minute or runtime.clock.now())
     live = runtime.live.mask_inputs(request.symbol, minute)
-    inputs = MaskInputs(**{**_inputs_dict(live), "position": position.side,
-                           "minutes_to_close": minutes_to_close_at(minute)})
+    inputs = replace(live, position=position.side, minutes_to_close=minutes_to_close_at(minute))
     return minute, observation, _with_context(inputs, request.context)
 
 
@@ -136,7 +132,7 @@ def _live(request: PolicyActionRequest, runtime: PolicyRuntime) -> tuple[int, np
     observation, inputs = snapshot.observation, snapshot.inputs
     if request.position is not None:  # the caller knows better than the last position state
         observation[:, FEATURE_SPEC.n_market:] = position_features(request.position).values()
-        inputs = MaskInputs(**{**_inputs_dict(inputs), "position": request.position.side})
+        inputs = replace(inputs, position=request.position.side)
     return snapshot.minute, observation, _with_context(inputs, request.context)
 
 

@@ -27,6 +27,7 @@ from rq.results import Result
 from rq.serializers import JSONSerializer
 from sqlalchemy import Engine
 
+from scalper_shared.bus.groups import text
 from scalper_shared.db.training import load_diagnostics
 from scalper_shared.runtime.api_security import Authenticator, Scope
 from scalper_shared.runtime.rq_jobs import note_abandoned
@@ -79,7 +80,7 @@ class TrainingJobs:
             claim = IDEMPOTENCY_KEY_PREFIX + job_id
             if not self.redis.set(claim, config_hash, nx=True, ex=self.result_ttl_s):
                 stored = self.redis.get(claim)
-                if stored is not None and stored.decode() != config_hash:
+                if stored is not None and text(stored) != config_hash:
                     raise IdempotencyConflict(f"Idempotency-Key already used for job {job_id} with another config")
                 existing = self.fetch(job_id)
                 if existing is not None:
@@ -103,7 +104,7 @@ class TrainingJobs:
             return None
 
     def recent(self, limit: int) -> list[Job]:
-        ids = [i.decode() for i in self.redis.zrevrange(JOBS_INDEX_KEY, 0, limit - 1)]
+        ids = [text(i) for i in self.redis.zrevrange(JOBS_INDEX_KEY, 0, limit - 1)]
         jobs = Job.fetch_many(ids, connection=self.redis, serializer=JSONSerializer)
         return [job for job in jobs if job is not None]
 

@@ -23,14 +23,12 @@ import numpy as np
 import numpy.typing as npt
 
 from scalper_shared.core.actions import Action
+from scalper_shared.core.arrays import BoolArray, FloatArray
 from scalper_shared.core.policy_net import NumpyPolicy
 from scalper_shared.schema.training import SEED_CRITERIA, Diagnostics, PPOStats
 from scalper_trainer.env import EnvConfig, MarketTape
 from scalper_trainer.evaluation.engine import EvaluationResult, entropy, evaluate
 from scalper_trainer.evaluation.policies import argmax_allowed
-
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
 
 COLLAPSE_HOLD_SHARE = 0.80
 COLLAPSE_CHECKPOINTS = 2

@@ -259,8 +259,10 @@ class TrainingCallback(BaseCallback):
         return self.num_timesteps < self.run.config.total_timesteps
 
     def _checkpoint(self, step: int) -> None:
-        self.run.updates.capture(self.model.logger.name_to_value)
-        summary = self.run.checkpoint(self.model, self.envs, step)
+        model = self.model
+        assert isinstance(model, MaskablePPO), f"the training callback runs on MaskablePPO, not {type(model)}"
+        self.run.updates.capture(model.logger.name_to_value)
+        summary = self.run.checkpoint(model, self.envs, step)
         for name, value in tensorboard_scalars(summary).items():
             self.logger.record(name, value)
         self.logger.dump(step)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from fastapi import FastAPI
 from prometheus_client import REGISTRY
 from rq import Queue
 from rq.serializers import JSONSerializer
@@ -32,11 +33,11 @@ SERVICE = "trainer"
 logger = logging.getLogger(__name__)
 
 
-def _serve_in_thread(app: object, host: str, port: int) -> None:
+def _serve_in_thread(app: FastAPI, host: str, port: int) -> None:
     import uvicorn
 
+    # uvicorn captures signals in the main thread only, so RQ's worker keeps SIGTERM/SIGINT
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # RQ owns signals
     threading.Thread(target=server.run, name="health-http", daemon=True).start()
 
 

@@ -79,25 +79,25 @@ class TrainerCollector(Collector):
         if self.connection is None:
             return families
         try:
-            self._fill(*families)
+            self._fill(self.connection, *families)
         except redis.RedisError as exc:  # a scrape reports what it can; /readyz says Redis is down
             logger.warning("trainer metrics: Redis unavailable (%s)", exc)
             return self._families()
         return families
 
-    def _fill(self, jobs: GaugeMetricFamily, steps: GaugeMetricFamily, rate: GaugeMetricFamily,
+    def _fill(self, connection: redis.Redis, jobs: GaugeMetricFamily, steps: GaugeMetricFamily, rate: GaugeMetricFamily,
               checkpoint: GaugeMetricFamily, diagnostic: GaugeMetricFamily) -> None:
         for name in (TRAINING_QUEUE, EVALUATION_QUEUE):
-            queue = Queue(self.prefix + name, connection=self.connection, serializer=JSONSerializer)
+            queue = Queue(self.prefix + name, connection=connection, serializer=JSONSerializer)
             jobs.add_metric([name, "queued"], queue.count)
             for state, registry in REGISTRIES.items():
                 # No cleanup: a scrape (an HTTP thread) must not run abandoned jobs' failure callbacks;
                 # the policy service's sweep does (``rq_jobs.sweep_abandoned``).
                 jobs.add_metric([name, state], registry(queue=queue).get_job_count(cleanup=False))
-        training = Queue(self.prefix + TRAINING_QUEUE, connection=self.connection, serializer=JSONSerializer)
+        training = Queue(self.prefix + TRAINING_QUEUE, connection=connection, serializer=JSONSerializer)
         job_ids = StartedJobRegistry(queue=training).get_job_ids(cleanup=False)
         job_ids += FinishedJobRegistry(queue=training).get_job_ids(cleanup=False)[-1:]
-        for job in Job.fetch_many(job_ids, connection=self.connection, serializer=JSONSerializer):
+        for job in Job.fetch_many(job_ids, connection=connection, serializer=JSONSerializer):
             if job is None:
                 continue
             meta = job.meta or {}

@@ -22,6 +22,8 @@ from enum import StrEnum
 import numpy as np
 import numpy.typing as npt
 
+from scalper_shared.core.arrays import FloatArray
+
 
 class MarketEdge(StrEnum):
     NONE = "none"
@@ -46,8 +48,8 @@ class MomentumEdge:
 MOMENTUM_EDGE = MomentumEdge()
 
 
-def momentum_edge_drift(sigma: npt.NDArray[np.float64], base: npt.NDArray[np.float64],
-                        edge: MomentumEdge = MOMENTUM_EDGE) -> npt.NDArray[np.float64]:
+def momentum_edge_drift(sigma: FloatArray, base: FloatArray,
+                        edge: MomentumEdge = MOMENTUM_EDGE) -> FloatArray:
     """Extra per-minute drift (sigma units) planted on a path whose returns are ``sigma * (base + drift)``.
 
     Sequential by nature (a trigger depends on returns that carry earlier drift): one pass over the

@@ -32,9 +32,9 @@ from enum import IntEnum, StrEnum
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from numpy.typing import ArrayLike
 
+from scalper_shared.core.arrays import BoolArray, IntArray
 from scalper_shared.core.enums import OptionRight, PositionSide
 from scalper_shared.core.risk import (
     DEFAULT_RISK_CONFIG,
@@ -116,8 +116,6 @@ class FillTiming(StrEnum):
     """At the bid of the underlying's next bar (the last bar's own on the session's last bar)."""
 
 
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True, slots=True)

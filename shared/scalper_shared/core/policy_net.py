@@ -17,18 +17,18 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from scalper_shared.core.arrays import BoolArray, FloatArray
+
 MASKED_LOGIT = -1e8  # sb3_contrib MaskableCategorical's HUGE_NEG
-def _relu(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+def _relu(x: FloatArray) -> FloatArray:
     return np.maximum(x, 0.0)
 
 
-ACTIVATIONS: dict[str, Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]]] = {
+ACTIVATIONS: dict[str, Callable[[FloatArray], FloatArray]] = {
     "tanh": np.tanh,
     "relu": _relu,
 }
 
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
 
 
 def masked_softmax(logits: FloatArray, mask: BoolArray) -> FloatArray:
@@ -85,7 +85,7 @@ class NumpyPolicy:
         act = ACTIVATIONS[self.activation]
         for weight, bias in self.hidden:
             x = act(x @ weight + bias)
-        return x @ self.head[0] + self.head[1]  # type: ignore[no-any-return]
+        return x @ self.head[0] + self.head[1]
 
     def probabilities(self, observations: npt.ArrayLike, masks: npt.ArrayLike) -> FloatArray:
         masks_arr = np.asarray(masks, dtype=bool).reshape(-1, self.n_actions)

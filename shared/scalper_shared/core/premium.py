@@ -34,9 +34,8 @@ from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy.special import ndtr
 
+from scalper_shared.core.arrays import FloatArray
 from scalper_shared.core.enums import OptionRight
-
-FloatArray = NDArray[np.float64]
 
 TRADING_DAYS_PER_YEAR = 252
 REGULAR_SESSION_MINUTES = 390
@@ -137,7 +136,7 @@ class PremiumModelConfig(BaseModel):
     @property
     def ewma_alpha(self) -> float:
         """Weight of the newest squared return: ``1 - 0.5 ** (1 / vol_halflife_minutes)``."""
-        return 1.0 - 0.5 ** (1.0 / self.vol_halflife_minutes)
+        return 1.0 - float(0.5 ** (1.0 / self.vol_halflife_minutes))
 
 
 DEFAULT_PREMIUM_CONFIG = PremiumModelConfig()

@@ -269,9 +269,10 @@ def _informative(frame: pd.DataFrame, iv: np.ndarray) -> np.ndarray:
     otm_or_atm = (np.abs(x) < ATM_LIMIT) | np.where(call, x > 0, x < 0)
     intrinsic = np.asarray(intrinsic_value(frame["spot"].to_numpy(), frame["strike"].to_numpy(), call))
     ticks = np.asarray(tick_size(frame["symbol"].tolist(), frame["mid"].to_numpy()))
-    return (np.isfinite(iv) & (frame["minutes_to_close"].to_numpy() >= MIN_IV_MINUTES)
-            & (frame["mid"].to_numpy() >= MIN_IV_MID) & otm_or_atm
-            & (frame["mid"].to_numpy() - intrinsic >= 2 * ticks) & np.isfinite(frame["vol_input"].to_numpy()))
+    out: np.ndarray = (np.isfinite(iv) & (frame["minutes_to_close"].to_numpy() >= MIN_IV_MINUTES)
+                       & (frame["mid"].to_numpy() >= MIN_IV_MID) & otm_or_atm
+                       & (frame["mid"].to_numpy() - intrinsic >= 2 * ticks) & np.isfinite(frame["vol_input"].to_numpy()))
+    return out
 
 
 def _lad(design: np.ndarray, target: np.ndarray, iterations: int = 60) -> np.ndarray:
@@ -330,7 +331,8 @@ def fit_spread(mid: np.ndarray, spread: np.ndarray, minutes_to_close: np.ndarray
     def modelled(spec: SymbolOptionSpec, rows: np.ndarray) -> np.ndarray:
         one = config.model_copy(update={"symbols": {**config.symbols, symbol: spec}})
         bid, ask = spread_quote(symbol, mid[rows], one, minutes_to_close[rows])
-        return np.asarray(ask) - np.asarray(bid)
+        out: np.ndarray = np.asarray(ask) - np.asarray(bid)
+        return out
 
     best: tuple[float, SymbolOptionSpec] | None = None
     for spread_abs in np.arange(0.0, 0.505, 0.01):

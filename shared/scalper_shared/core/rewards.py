@@ -31,14 +31,13 @@ from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from scalper_shared.core.actions import Action
+from scalper_shared.core.arrays import FloatArray
 from scalper_shared.core.premium import (
     DEFAULT_PREMIUM_CONFIG,
     PremiumModelConfig,
     premium_cash,
     round_trip_pnl,
 )
-
-FloatArray = NDArray[np.float64]
 
 REWARD_TERMS = ("pnl", "mark_to_market", "scalp_tier", "good_buy", "missed_opportunity", "bad_chase",
                 "hold_tax", "stop_loss")

@@ -126,7 +126,8 @@ def _lognormal_level(shocks: np.ndarray, log_std: float, persistence: float) -> 
     innovations = shocks * log_std * np.sqrt(1.0 - persistence**2)
     initial = [persistence * shocks[0] * log_std]
     log_level = lfilter([1.0], [1.0, -persistence], innovations, zi=initial)[0]
-    return np.exp(log_level - log_std**2)
+    out: np.ndarray = np.exp(log_level - log_std**2)
+    return out
 
 
 @lru_cache(maxsize=8)
@@ -166,7 +167,8 @@ def _profile(values: Iterable[float], minutes: int) -> np.ndarray:
     """A per-half-hour profile interpolated per minute, stretched over a session of ``minutes``."""
     centres = np.arange(13) * 30 + 15
     position = (np.arange(minutes) + 0.5) * (390 / minutes)
-    return np.interp(position, centres, np.asarray(tuple(values), dtype=float))
+    out: np.ndarray = np.interp(position, centres, np.asarray(tuple(values), dtype=float))
+    return out
 
 
 def _stochastic_vol(rng: np.random.Generator, minutes: int) -> np.ndarray:
@@ -176,7 +178,8 @@ def _stochastic_vol(rng: np.random.Generator, minutes: int) -> np.ndarray:
 
 def _student_t(rng: np.random.Generator, size: int) -> np.ndarray:
     """Unit-variance Student-t shocks."""
-    return rng.standard_t(T_DOF, size) / np.sqrt(T_DOF / (T_DOF - 2))
+    out: np.ndarray = rng.standard_t(T_DOF, size) / np.sqrt(T_DOF / (T_DOF - 2))
+    return out
 
 
 def _regime_drift(rng: np.random.Generator, minutes: int) -> np.ndarray:
@@ -200,7 +203,8 @@ def _regime_drift(rng: np.random.Generator, minutes: int) -> np.ndarray:
 def _pin(returns: np.ndarray, sigma: np.ndarray, total: float) -> np.ndarray:
     """``returns`` shifted so they sum to ``total``, the shift spread in proportion to variance."""
     weights = sigma**2 / np.sum(sigma**2)
-    return returns + (total - returns.sum()) * weights
+    out: np.ndarray = returns + (total - returns.sum()) * weights
+    return out
 
 
 def _bridge_extremes(step: np.ndarray, sigma: np.ndarray, uniforms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -231,7 +235,8 @@ def _ohlc(rng: np.random.Generator, start_log: float, returns: np.ndarray, sigma
 def _vwap(rng: np.random.Generator, open_: np.ndarray, high: np.ndarray, low: np.ndarray,
           close: np.ndarray) -> np.ndarray:
     typical = (open_ + high + low + close) / 4 + 0.1 * (high - low) * rng.standard_normal(len(open_))
-    return np.clip(_cents(typical), low, high)
+    out: np.ndarray = np.clip(_cents(typical), low, high)
+    return out
 
 
 def _trade_count(rng: np.random.Generator, volume: np.ndarray, session: Session) -> np.ndarray:
@@ -247,7 +252,8 @@ def _regular_volume_weights(symbol: str, minutes: int) -> np.ndarray:
     targets = np.asarray(VOLUME_SHARE_BY_HALF_HOUR[symbol])[bucket]
     per_bucket = np.bincount(bucket, weights=emphasis)[bucket]
     weights = targets * emphasis / per_bucket
-    return weights / weights.sum()
+    out: np.ndarray = weights / weights.sum()
+    return out
 
 
 def _regular_volume(rng: np.random.Generator, symbol: str, vol_level: float, sv: np.ndarray,
@@ -255,13 +261,15 @@ def _regular_volume(rng: np.random.Generator, symbol: str, vol_level: float, sv:
     """Integer volume per regular minute: U-shaped, higher on volatile days and volatile minutes."""
     level = DAY_VOLUME[symbol] * vol_level**0.8 * np.exp(0.15 * rng.standard_normal())
     activity = sv * (0.55 + 0.45 * np.abs(shocks) / 0.8) * np.exp(0.35 * rng.standard_normal(len(sv)) - 0.06)
-    return np.round(level * _regular_volume_weights(symbol, len(sv)) * activity)
+    out: np.ndarray = np.round(level * _regular_volume_weights(symbol, len(sv)) * activity)
+    return out
 
 
 def _extended_volume(rng: np.random.Generator, symbol: str, hours: np.ndarray, by_hour: tuple[float, ...]
                      ) -> np.ndarray:
     mean = np.asarray(by_hour)[hours] * EXT_VOLUME_FACTOR[symbol]
-    return np.maximum(1.0, np.round(mean * np.exp(0.9 * rng.standard_normal(len(hours)) - 0.405)))
+    out: np.ndarray = np.maximum(1.0, np.round(mean * np.exp(0.9 * rng.standard_normal(len(hours)) - 0.405)))
+    return out
 
 
 # --- one session-day -------------------------------------------------------------------------------

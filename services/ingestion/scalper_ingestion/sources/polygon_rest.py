@@ -157,7 +157,7 @@ class PolygonRetry(Retry):
             delay = self.get_backoff_time()
         last = self.history[-1] if self.history else None
         failure = f"HTTP {last.status}" if last is not None and last.status else f"{last.error if last else '?'}"
-        logger.warning("Polygon %s failed (%s); retry %d/%d in %.1fs", _ticker_of(last.url if last else ""),
+        logger.warning("Polygon %s failed (%s); retry %d/%d in %.1fs", _ticker_of(last.url or "" if last else ""),
                        failure, len(self.history), (self.total or 0) + len(self.history), delay)
         if delay > 0:
             self.sleeper(delay)

@@ -43,6 +43,7 @@ import numpy.typing as npt
 from numpy.lib.stride_tricks import as_strided
 
 from scalper_shared.core.actions import Action
+from scalper_shared.core.arrays import BoolArray, FloatArray, IntArray
 from scalper_shared.core.features import FEATURE_SPEC
 from scalper_shared.core.features.spec import MARKET_INDEX
 from scalper_shared.core.lifecycle import ExitReason, Side, bar_exits, side_of_entry
@@ -70,10 +71,6 @@ from scalper_shared.core.risk import (
 from scalper_shared.schema.messages import TradingState
 from scalper_trainer.env.config import EnvConfig
 from scalper_trainer.env.episodes import EpisodeSet
-
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
 
 NO_EXIT = -(10**9)
 """``last_exit_row`` of an environment that has not exited today (minutes since exit = inf)."""
@@ -296,7 +293,8 @@ class TradingBatch:
     def _account_sum(self, values: npt.ArrayLike) -> FloatArray:
         """Each environment's account total of ``values`` (one value per environment)."""
         weights = np.asarray(values, dtype=np.float64)
-        return np.bincount(self.account, weights=weights, minlength=self.n)[self.account]
+        totals: FloatArray = np.bincount(self.account, weights=weights, minlength=self.n).astype(np.float64, copy=False)
+        return totals[self.account]
 
     def account_trades(self) -> IntArray:
         """Entries of the environment's account today (every symbol): the trades-per-day count."""

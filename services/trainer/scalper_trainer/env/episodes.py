@@ -18,6 +18,7 @@ import numpy.typing as npt
 import pandas as pd
 from sqlalchemy import Engine
 
+from scalper_shared.core.arrays import FloatArray, IntArray
 from scalper_shared.core.features import (
     BarArrays,
     peer_symbol,
@@ -31,8 +32,6 @@ from scalper_shared.core.features.sessions import MINUTE_MS
 
 logger = logging.getLogger(__name__)
 
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True)

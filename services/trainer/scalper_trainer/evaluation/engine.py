@@ -24,6 +24,7 @@ import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
 from scalper_shared.core.actions import N_ACTIONS
+from scalper_shared.core.arrays import FloatArray
 from scalper_shared.core.premium import PremiumModelConfig, atm_strike, commission, premium_cash, quote_at_vol
 from scalper_trainer.env import DEFAULT_ENV_CONFIG, EnvConfig, EpisodeSet, Fill, MarketTape, TradingBatch
 from scalper_trainer.env.core import ENTRY, STOP_EXIT
@@ -98,8 +99,8 @@ class Trade:
 class SessionPrices:
     """One symbol-day's closes; ``minute[k]`` is minutes after 09:30 ET at the close of session row k."""
 
-    minute: npt.NDArray[np.float64]
-    close: npt.NDArray[np.float64]
+    minute: FloatArray
+    close: FloatArray
 
 
 @dataclass
@@ -109,12 +110,12 @@ class EvaluationResult:
     policy: str
     symbols: tuple[str, ...]
     days: tuple[date, ...]
-    episode_pnl: npt.NDArray[np.float64]
+    episode_pnl: FloatArray
     episode_trades: npt.NDArray[np.int64]
     trades: list[Trade]
     fills: list[Fill]
     action_counts: npt.NDArray[np.int64]
-    entropies: npt.NDArray[np.float64] | None
+    entropies: FloatArray | None
     """Per-step entropy of the policy's masked distribution (None: the policy has no probabilities)."""
     states: tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]] | None
     """A sample of the states seen (observations, masks), for comparing checkpoints on them."""
@@ -126,7 +127,7 @@ class EvaluationResult:
     """Each reward term's (and ``total``'s) mean per step over the whole run."""
     sessions: dict[tuple[str, date], SessionPrices] = field(default_factory=dict)
     """The underlying's bars of every evaluated symbol-day (for price charts with the trades)."""
-    episode_reward_terms: npt.NDArray[np.float64] | None = None
+    episode_reward_terms: FloatArray | None = None
     """(symbol-days, len(REWARD_TERMS)): each reward term summed over each symbol-day, in the order
     of ``symbols``/``days`` (the env config's reward)."""
 
@@ -178,9 +179,9 @@ class _Run:
     def __init__(self, tape: MarketTape, n_usable: int, keep_states: bool) -> None:
         self.fills: list[Fill] = []
         self.pnl: dict[int, float] = {}
-        self.terms: dict[int, npt.NDArray[np.float64]] = {}
+        self.terms: dict[int, FloatArray] = {}
         self.action_counts = np.zeros(N_ACTIONS, np.int64)
-        self.entropies: list[npt.NDArray[np.float64]] = []
+        self.entropies: list[FloatArray] = []
         self.keep_states = keep_states
         self.observations: list[npt.NDArray[np.float32]] = []
         self.masks: list[npt.NDArray[np.bool_]] = []
@@ -188,7 +189,7 @@ class _Run:
         self.state_budget = MAX_STATES
         self.term_sums: dict[str, float] = {}
 
-    def add_terms(self, terms: dict[str, npt.NDArray[np.float64]]) -> None:
+    def add_terms(self, terms: dict[str, FloatArray]) -> None:
         for name, values in terms.items():
             self.term_sums[name] = self.term_sums.get(name, 0.0) + float(np.sum(values))
 
@@ -255,7 +256,7 @@ def _play_group(policy: Policy, tape: MarketTape, config: EnvConfig, group: npt.
         run.terms[episode] = batch.episode_terms[env].copy()
 
 
-def entropy(probabilities: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+def entropy(probabilities: FloatArray) -> FloatArray:
     """Shannon entropy (nats) of each row of a probability matrix; zero entries add nothing."""
     p = np.asarray(probabilities, dtype=np.float64)
     logs = np.log(np.where(p > 0, p, 1.0))

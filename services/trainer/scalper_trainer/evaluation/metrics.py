@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from scalper_shared.core.actions import Action
+from scalper_shared.core.arrays import FloatArray
 from scalper_trainer.env import EnvConfig, Fill
 from scalper_trainer.env.core import ENTRY, STOP_EXIT
 from scalper_trainer.evaluation.engine import MOMENTUM_HORIZONS, EvaluationResult, Trade
@@ -25,7 +26,7 @@ TRADING_DAYS_PER_YEAR = 252
 EXIT_REASON_ORDER = ("tp1", "tp2", "tp3", "stop", "agent", "end_of_day")
 
 
-def daily_pnl(result: EvaluationResult) -> tuple[list[date], npt.NDArray[np.float64]]:
+def daily_pnl(result: EvaluationResult) -> tuple[list[date], FloatArray]:
     """(days, P&L of each day summed over its symbols), days ascending."""
     totals: dict[date, float] = defaultdict(float)
     for day, pnl in zip(result.days, result.episode_pnl.tolist(), strict=True):
@@ -47,7 +48,7 @@ def max_drawdown(daily: npt.ArrayLike) -> float:
     return float((np.maximum.accumulate(equity) - equity).max())
 
 
-def drawdown_curve(daily: npt.ArrayLike) -> npt.NDArray[np.float64]:
+def drawdown_curve(daily: npt.ArrayLike) -> FloatArray:
     equity = np.cumsum(np.asarray(daily, dtype=np.float64))
     return np.maximum.accumulate(np.maximum(equity, 0.0)) - equity  # type: ignore[no-any-return]
 
@@ -130,7 +131,7 @@ def stop_overshoot(trades: Sequence[Trade], limit: float) -> dict[str, Any]:
                                                             "next_bar_gap"))
     beyond = overshoot > 1e-9
 
-    def stats(values: npt.NDArray[np.float64]) -> dict[str, float]:
+    def stats(values: FloatArray) -> dict[str, float]:
         return {"median": float(np.median(values)), "p90": float(np.percentile(values, 90)),
                 "max": float(np.max(values))}
 

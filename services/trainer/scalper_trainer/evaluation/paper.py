@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import redis
@@ -39,6 +39,10 @@ from scalper_shared.core.lifecycle import ExitReason, Side
 from scalper_shared.core.premium import normalise_symbol
 from scalper_shared.schema import streams
 from scalper_shared.schema.messages import OptionRight
+
+if TYPE_CHECKING:  # scalper_trainer.env imports stable-baselines3 (torch): the CLI imports this module without it
+    from scalper_trainer.env import MarketTape
+    from scalper_trainer.env.core import Fill
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +156,20 @@ def session_row(day: date, bar_close: datetime) -> int:
     return int((bar_close - MINUTE - session.open) // MINUTE)
 
 
+@dataclass(slots=True)
+class _OpenTrade:
+    """A live trade between its entry fill and the fill that leaves it flat."""
+
+    symbol: str
+    side: int
+    entry_row: int
+    entry_price: float
+    contracts: int
+    held: int
+    pnl: float
+    exits: list[float] = field(default_factory=list)
+
+
 def live_trades(db: Engine, day: date, multiplier: int = 100) -> list[PaperTrade]:
     """Execution's trades of ``day`` from its ``orders`` and ``fills`` tables."""
     session = trading_day(day)
@@ -160,24 +178,21 @@ def live_trades(db: Engine, day: date, multiplier: int = 100) -> list[PaperTrade
     with db.connect() as c:
         rows = c.execute(_FILLS, {"first": session.pre_open, "last": session.post_close}).all()
     trades: list[PaperTrade] = []
-    open_trades: dict[str, dict[str, object]] = {}
+    open_trades: dict[str, _OpenTrade] = {}
     for r in rows:
         if r.side == "buy":
-            open_trades[r.trade_id] = {"symbol": r.symbol, "side": int(Side.of_right(OptionRight(r.option_right))),
-                                       "entry_row": session_row(day, r.filled_at), "entry_price": r.price,
-                                       "contracts": r.contracts, "held": r.contracts, "exits": [],
-                                       "pnl": -r.commission}
+            open_trades[r.trade_id] = _OpenTrade(r.symbol, int(Side.of_right(OptionRight(r.option_right))),
+                                                 session_row(day, r.filled_at), float(r.price), int(r.contracts),
+                                                 held=int(r.contracts), pnl=-float(r.commission))
             continue
         trade = open_trades[r.trade_id]
-        trade["held"] = int(trade["held"]) - r.contracts  # type: ignore[call-overload]
-        trade["exits"].append(r.price)  # type: ignore[attr-defined]
-        trade["pnl"] = float(trade["pnl"]) + (r.price - float(trade["entry_price"])) * r.contracts * multiplier \
-            - r.commission  # type: ignore[arg-type]
-        if trade["held"] == 0:
-            trades.append(PaperTrade(str(trade["symbol"]), int(trade["side"]), int(trade["entry_row"]),  # type: ignore[call-overload]
-                                     session_row(day, r.filled_at), str(ExitReason.parse(r.reason)),
-                                     float(trade["entry_price"]), tuple(trade["exits"]),  # type: ignore[arg-type, call-overload]
-                                     int(trade["contracts"]), float(trade["pnl"])))  # type: ignore[call-overload, arg-type]
+        trade.held -= int(r.contracts)
+        trade.exits.append(float(r.price))
+        trade.pnl += (float(r.price) - trade.entry_price) * int(r.contracts) * multiplier - float(r.commission)
+        if trade.held == 0:
+            trades.append(PaperTrade(trade.symbol, trade.side, trade.entry_row, session_row(day, r.filled_at),
+                                     str(ExitReason.parse(r.reason)), trade.entry_price, tuple(trade.exits),
+                                     trade.contracts, trade.pnl))
             del open_trades[r.trade_id]
     if open_trades:
         logger.warning("%s trade(s) still open after the day: %s", len(open_trades), sorted(open_trades))
@@ -215,24 +230,27 @@ def backtest_trades(database_url: str, artifact_dir: Path, day: date, symbols: S
     return trades_from_fills(result.fills, tape)
 
 
-def trades_from_fills(fills: Sequence[object], tape: object) -> list[PaperTrade]:
+def trades_from_fills(fills: Sequence[Fill], tape: MarketTape) -> list[PaperTrade]:
     """Group the environment's fills (entry, then sells until flat) into :class:`PaperTrade`."""
     from scalper_trainer.env.core import ENTRY
 
-    trades, entry, exits, pnl, sold = [], None, [], 0.0, 0
-    for fill in sorted(fills, key=lambda f: (f.episode, f.row, f.reason != ENTRY)):  # type: ignore[attr-defined]
-        if fill.reason == ENTRY:  # type: ignore[attr-defined]
+    trades: list[PaperTrade] = []
+    entry: Fill | None = None
+    exits: list[float] = []
+    pnl, sold = 0.0, 0
+    for fill in sorted(fills, key=lambda f: (f.episode, f.row, f.reason != ENTRY)):
+        if fill.reason == ENTRY:
             entry, exits, pnl, sold = fill, [], 0.0, 0
             continue
         assert entry is not None
-        exits.append(fill.price)  # type: ignore[attr-defined]
-        pnl += fill.pnl  # type: ignore[attr-defined]
-        sold += fill.contracts  # type: ignore[attr-defined]
-        if sold >= entry.contracts:  # type: ignore[attr-defined]
-            first = int(tape.first_row[entry.episode])  # type: ignore[attr-defined]
-            symbol = normalise_symbol(tape.episodes.symbols[entry.episode])  # type: ignore[attr-defined]
-            trades.append(PaperTrade(symbol, entry.side, entry.row - first, fill.row - first,  # type: ignore[attr-defined]
-                                     fill.reason, entry.price, tuple(exits), entry.contracts, pnl))  # type: ignore[attr-defined]
+        exits.append(fill.price)
+        pnl += fill.pnl
+        sold += fill.contracts
+        if sold >= entry.contracts:
+            first = int(tape.first_row[entry.episode])
+            symbol = normalise_symbol(tape.episodes.symbols[entry.episode])
+            trades.append(PaperTrade(symbol, entry.side, entry.row - first, fill.row - first,
+                                     fill.reason, entry.price, tuple(exits), entry.contracts, pnl))
             entry = None
     return sorted(trades, key=lambda t: (t.symbol, t.entry_row))
 
@@ -328,8 +346,11 @@ class PaperTarget:
 
 
 class ReplayOutcome(Protocol):
-    minutes: int
-    published: int
+    @property
+    def minutes(self) -> int: ...
+
+    @property
+    def published(self) -> int: ...
 
 
 ReplayDays = Callable[..., ReplayOutcome]

@@ -28,13 +28,10 @@ import numpy as np
 import numpy.typing as npt
 
 from scalper_shared.core.actions import Action
+from scalper_shared.core.arrays import BoolArray, FloatArray, IntArray
 from scalper_shared.core.edge import MOMENTUM_EDGE, MarketEdge, MomentumEdge, edge_rule_side
 from scalper_shared.core.features.spec import MARKET_INDEX
 from scalper_shared.core.policy_net import NumpyPolicy
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 
 class Policy(Protocol):

@@ -149,7 +149,8 @@ def cost_breakdown(result: EvaluationResult) -> dict[str, Any]:
         row["commission"] += trade.fees
         row["net"] += trade.pnl
     days = [{"day": d.isoformat(), **per_day[d]} for d in sorted(per_day)]
-    total = {key: sum(row[key] for row in days) for key in ("trades", "gross", "spread_paid", "commission", "net")}
+    total = {key: sum(row[key] for row in per_day.values())
+             for key in ("trades", "gross", "spread_paid", "commission", "net")}
     return {"per_day": days, "total": total,
             "note": "gross at the premium model's mid prices; spread paid = ask over mid on entry plus mid over "
                     "bid on every exit (a stop's next-bar fill included); commission on every fill"}
@@ -329,7 +330,7 @@ def _plot_day(agent: EvaluationResult, which: dict[str, Any] | None, label: str,
         ax.set_ylabel("price")
         ax.legend(fontsize="small", loc="best")
         ticks = np.arange(0, 391, 30)
-        ax.set_xticks(ticks, [clock(t) for t in ticks])
+        ax.set_xticks(ticks, [clock(t) for t in ticks.tolist()])
     title = f"{label.capitalize()} day {which['day']}: {_money(which['pnl'])}" if which else f"{label} day: none"
     fig.suptitle(title + " (entries: calls ^, puts v; exits x; times ET)")
     _save(fig, path)

@@ -30,7 +30,10 @@ def evaluate_walk_forward(folds: Sequence[Fold], policies: Sequence[Policy],
     with the out-of-sample account-days and their P&L (``days``, ``daily_pnl``) for paired statistics."""
     if len(folds) != len(policies):
         raise ValueError(f"{len(folds)} folds but {len(policies)} policies")
-    per_fold, combined, pnls, all_days = [], [], [], []
+    per_fold: list[dict[str, Any]] = []
+    combined: list[float] = []
+    pnls: list[float] = []
+    all_days: list[str] = []
     for fold, policy in zip(folds, policies, strict=True):
         result: EvaluationResult = evaluate(policy, episodes_for(fold.test_from, fold.test_to), env_config,
                                             seed=seed + fold.index)

@@ -11,18 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from scipy.signal import lfilter
 
+from scalper_shared.core.arrays import FloatArray, IntArray
 from scalper_shared.core.features.context import context_returns
 from scalper_shared.core.features.numeric import libm_log
 from scalper_shared.core.features.sessions import (
     MINUTE_MS,
     BarArrays,
-    FloatArray,
-    IntArray,
     SessionBars,
     split_sessions,
 )
@@ -91,11 +91,11 @@ class _Grid:
 
     @property
     def width(self) -> int:
-        return self.t.shape[1]
+        return int(self.t.shape[1])
 
     @classmethod
     def stack(cls, sessions: Sequence[SessionBars], width: int) -> _Grid:
-        def pad(values: npt.NDArray, fill: object) -> npt.NDArray:
+        def pad(values: npt.NDArray[Any], fill: object) -> npt.NDArray[Any]:
             return np.concatenate([values, np.full(width - len(values), fill, dtype=values.dtype)])
 
         rows = []

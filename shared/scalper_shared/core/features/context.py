@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from scalper_shared.core.arrays import FloatArray, IntArray
 from scalper_shared.core.features.numeric import libm_log
 from scalper_shared.core.features.sessions import (
     MINUTE_MS,
-    FloatArray,
-    IntArray,
     SessionBars,
     SessionBounds,
 )

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from scalper_shared.core.features.sessions import FloatArray
+from scalper_shared.core.arrays import FloatArray
 
 
 def _log(x: float) -> float:

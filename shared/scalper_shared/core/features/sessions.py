@@ -21,11 +21,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from scalper_shared.core.arrays import FloatArray, IntArray
 from scalper_shared.core.calendar import NEW_YORK, trading_day
 
 MINUTE_MS = 60_000
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 
 class BarInput(NamedTuple):

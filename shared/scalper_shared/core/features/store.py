@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from scalper_shared.core.features.sessions import FloatArray, IntArray
+from scalper_shared.core.arrays import FloatArray, IntArray
 from scalper_shared.core.features.spec import FEATURE_SPEC, FeatureSpec, canonical_json
 
 HASH_DIR_CHARS = 16

@@ -8,12 +8,14 @@ volume, outside the first and last minutes of the session. The put setup is the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
 import numpy.typing as npt
 
+from scalper_shared.core.arrays import FloatArray
 from scalper_shared.core.features.spec import MARKET_INDEX, PARAMS
 
 
@@ -47,7 +49,7 @@ def strong_setup(values: npt.ArrayLike, rule: StrongSetupRule = STRONG_SETUP) ->
     """+1 (call), -1 (put) or 0 for each market-feature row of ``values`` (shape ``(..., 21)``)."""
     x = np.asarray(values, dtype=np.float64)
 
-    def col(name: str) -> npt.NDArray[np.float64]:
+    def col(name: str) -> FloatArray:
         return x[..., MARKET_INDEX[name]]
 
     scale = PARAMS.clock_scale_minutes
@@ -60,14 +62,15 @@ def strong_setup(values: npt.ArrayLike, rule: StrongSetupRule = STRONG_SETUP) ->
     return (np.where(in_hours & up, 1, 0) - np.where(in_hours & down, 1, 0)).astype(np.int8)
 
 
-def _directional(col, sign: float, rule: StrongSetupRule) -> npt.NDArray[np.bool_]:  # type: ignore[no-untyped-def]
-    return ((sign * col("ret_5") >= rule.min_ret_5)
-            & (sign * col("ret_15") >= rule.min_ret_15)
-            & (sign * col("dist_ema9") > rule.min_dist_ema9)
-            & (sign * col("dist_ema21") >= rule.min_dist_ema21)
-            & (sign * col("dist_vwap") > rule.min_dist_vwap)
-            & (sign * col("macd_hist") > rule.min_macd_hist)
-            & (sign * col("opening_range_pos") >= rule.min_opening_range_pos))
+def _directional(col: Callable[[str], FloatArray], sign: float, rule: StrongSetupRule) -> npt.NDArray[np.bool_]:
+    out: npt.NDArray[np.bool_] = ((sign * col("ret_5") >= rule.min_ret_5)
+                                  & (sign * col("ret_15") >= rule.min_ret_15)
+                                  & (sign * col("dist_ema9") > rule.min_dist_ema9)
+                                  & (sign * col("dist_ema21") >= rule.min_dist_ema21)
+                                  & (sign * col("dist_vwap") > rule.min_dist_vwap)
+                                  & (sign * col("macd_hist") > rule.min_macd_hist)
+                                  & (sign * col("opening_range_pos") >= rule.min_opening_range_pos))
+    return out
 
 
 def setup_side(row: npt.ArrayLike, rule: StrongSetupRule = STRONG_SETUP) -> SetupSide:
