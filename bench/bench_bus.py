@@ -48,8 +48,10 @@ def main() -> None:
             if handled[0] >= MESSAGES:
                 done.set()
 
+        group = streams.group_of("features", streams.MD_BARS)
         for batch_size in (10, 100, 500):
-            runner = ConsumerRunner(client, streams.MD_BARS, f"bench-{batch_size}", "c1", handler,
+            client.xgroup_destroy(prefix + streams.MD_BARS, group)  # each batch size reads from the start
+            runner = ConsumerRunner(client, streams.MD_BARS, group, "c1", handler,
                                     config=ConsumerConfig(batch_size=batch_size, block_ms=100), prefix=prefix)
             handled[0] = 0
             done.clear()

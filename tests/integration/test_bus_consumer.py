@@ -13,6 +13,7 @@ import redis
 from prometheus_client import REGISTRY
 
 from scalper_shared.bus import (
+    ENVELOPE_FIELD,
     ConsumerConfig,
     ConsumerRunner,
     Delivery,
@@ -23,19 +24,17 @@ from scalper_shared.bus import (
 from scalper_shared.bus.consumer import CRASH_DELIVERIES_FACTOR
 from scalper_shared.bus.deadletter import UNKNOWN_ERROR, error_key, move_to_dead_letter, record_error
 from scalper_shared.clock import FakeClock
-from scalper_shared.schema import TradingState, TradingStateChanged, make_envelope, streams
+from scalper_shared.schema import CODEC, Bar, Session, make_envelope, streams
+from scalper_shared.schema.streams import StreamError
+from tests.bus_messages import GROUP, STREAM, decision_envelope
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
-STREAM = streams.POLICY_DECISIONS
-GROUP = "execution"
-CLOCK = FakeClock(datetime(2024, 3, 1, 14, 30, tzinfo=UTC))
 
 
 def envelope(n: int):  # noqa: ANN201 - an Envelope
-    message = TradingStateChanged(previous=TradingState.ACTIVE, current=TradingState.HALTED, reason=f"r{n}")
-    return make_envelope(message, source="test", clock=CLOCK, ids=lambda: f"msg-{n}")
+    return decision_envelope(f"msg-{n}")
 
 
 def fast_config(**overrides: object) -> ConsumerConfig:
@@ -291,3 +290,27 @@ def test_the_runner_serves_as_a_background_worker(redis_client, stream_prefix) -
         worker.stop()
         worker.join(5)
     assert not worker.is_alive()
+
+
+def test_an_entry_of_a_type_not_registered_on_the_stream_is_dead_lettered(redis_client, stream_prefix) -> None:
+    key = stream_prefix + STREAM
+    bar = Bar(symbol="SPY", start=datetime(2024, 3, 1, 14, 30, tzinfo=UTC), open=1, high=1, low=1, close=1,
+              session=Session.REGULAR, source="test")
+    redis_client.xadd(key, {ENVELOPE_FIELD: CODEC.encode(make_envelope(bar, source="x", clock=FakeClock(
+        datetime(2024, 3, 1, tzinfo=UTC)), ids=lambda: "bar-1"))})  # a raw XADD past the producer's guard
+    producer(redis_client, stream_prefix).publish(envelope(1))
+    handler = Recorder()
+    runner(redis_client, stream_prefix, handler).poll()
+    assert handler.committed == ["msg-1"]
+    [dead] = read_dead_letters(redis_client, STREAM, prefix=stream_prefix)
+    assert dead.error == "message type 'bar' is not registered on this stream"
+    assert metric("scalper_bus_dead_lettered_total", key, reason="unregistered_type") == 1
+    assert pending_count(redis_client, key) == 0
+
+
+def test_a_group_not_registered_on_the_stream_is_refused(redis_client) -> None:
+    with pytest.raises(StreamError, match="group 'policy' is not registered on stream policy.decisions .its groups: "
+                                          "execution"):
+        ConsumerRunner(redis_client, STREAM, "policy", "c1", Recorder(), config=fast_config())
+    with pytest.raises(StreamError, match="its groups: none"):
+        ConsumerRunner(redis_client, streams.ORDERS_EVENTS, "audit", "c1", Recorder(), config=fast_config())

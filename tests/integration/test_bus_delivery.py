@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -17,21 +16,17 @@ import pytest
 import redis
 
 from scalper_shared.bus import StreamProducer, group_backlog, read_dead_letters
-from scalper_shared.clock import FakeClock
-from scalper_shared.schema import TradingState, TradingStateChanged, make_envelope, streams
+from tests.bus_messages import GROUP, STREAM, decision_envelope
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 logger = logging.getLogger(__name__)
 
 SCRIPT = Path(__file__).with_name("bus_consumer_process.py")
-STREAM = streams.POLICY_DECISIONS
-GROUP = "execution"
 MESSAGES = 50_000
 POISON_ID = "poison-1"
 MAX_DELIVERIES = 3
 KILLS = 10
-CLOCK = FakeClock(datetime(2024, 3, 1, 14, 30, tzinfo=UTC))
 SCHEMA = [
     "CREATE TABLE bus_delivered (message_id text PRIMARY KEY, entry_id text NOT NULL, consumer text NOT NULL)",
     "CREATE TABLE bus_batches (consumer text NOT NULL, received int NOT NULL, inserted int NOT NULL)",
@@ -39,8 +34,7 @@ SCHEMA = [
 
 
 def envelope(message_id: str):  # noqa: ANN201 - an Envelope
-    message = TradingStateChanged(previous=TradingState.ACTIVE, current=TradingState.REDUCING, reason=message_id)
-    return make_envelope(message, source="test", clock=CLOCK, ids=lambda: message_id)
+    return decision_envelope(message_id)
 
 
 class ConsumerProcesses:

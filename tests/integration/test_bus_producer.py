@@ -1,4 +1,4 @@
-"""The stream producer against the real Redis: JSON entries, pipelining, trimming and its guard."""
+"""The stream producer against the real Redis: JSON entries, pipelining, trimming and its guards."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from prometheus_client import REGISTRY
 
 from scalper_shared.bus import ENVELOPE_FIELD, StreamProducer
 from scalper_shared.clock import FakeClock
-from scalper_shared.schema import CODEC, Bar, Session, make_envelope, streams
+from scalper_shared.core.actions import Action
+from scalper_shared.schema import CODEC, Bar, PolicyDecision, Session, make_envelope, streams
+from scalper_shared.schema.streams import StreamError
 
 pytestmark = pytest.mark.integration
 
@@ -62,3 +64,33 @@ def test_a_group_backlog_near_maxlen_is_reported_before_trimming(redis_client, s
     assert REGISTRY.get_sample_value("scalper_bus_trim_risk_warnings_total", labels) == 1
     assert producer.check_trim_risk()[0].unprocessed == 85
     assert REGISTRY.get_sample_value("scalper_bus_trim_risk_ratio", labels) == pytest.approx(0.85)
+
+
+def decision_envelope():  # noqa: ANN201 - an Envelope
+    decision = PolicyDecision(symbol="SPY", minute=CLOCK.now(), action=Action.HOLD,
+                              probabilities=(1.0, 0.0, 0.0, 0.0, 0.0, 0.0), mask=(True,) * 3 + (False,) * 3,
+                              model_id="m", spec_hash="h")
+    return make_envelope(decision, source="policy", clock=CLOCK, ids=lambda: "decision-1")
+
+
+def test_a_type_not_registered_on_the_stream_is_refused_and_nothing_is_appended(redis_client, stream_prefix) -> None:
+    producer = StreamProducer(redis_client, streams.MD_BARS, maxlen=1000, prefix=stream_prefix)
+    wrong = decision_envelope()
+    with pytest.raises(StreamError, match="'policy_decision' is not registered on stream md.bars .it carries: bar"):
+        producer.publish(wrong)
+    with pytest.raises(StreamError, match="policy_decision"):
+        producer.publish_many([bar_envelope(1), wrong])
+    with pytest.raises(StreamError, match="policy_decision"):
+        producer.publish_once(wrong, stream_prefix + "claim", 60)
+    with pytest.raises(StreamError, match="policy_decision"):
+        producer.publish_encoded([CODEC.encode(bar_envelope(2)), CODEC.encode(wrong)])
+    assert redis_client.xlen(producer.key) == 0
+    assert redis_client.exists(stream_prefix + "claim") == 0
+    assert producer.publish_encoded([CODEC.encode(bar_envelope(3))]) != []
+
+
+def test_unknown_and_dead_letter_streams_are_refused(redis_client) -> None:
+    with pytest.raises(StreamError, match="unknown stream 'risk.commands'"):
+        StreamProducer(redis_client, "risk.commands", maxlen=10)
+    with pytest.raises(StreamError, match="md.bars.dlq is a dead-letter stream"):
+        StreamProducer(redis_client, streams.dead_letter(streams.MD_BARS), maxlen=10)

@@ -8,7 +8,6 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,23 +18,18 @@ from redis.retry import Retry
 
 from scalper_cli.processes import free_port
 from scalper_shared.bus import ConsumerConfig, ConsumerRunner, Delivery, StreamProducer
-from scalper_shared.clock import FakeClock
-from scalper_shared.schema import TradingState, TradingStateChanged, make_envelope, streams
+from tests.bus_messages import GROUP, STREAM, decision_envelope
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-STREAM = streams.ORDERS_EVENTS
-GROUP = "positions"
 MESSAGES = 6000
 OUTAGE_S = 2.0
-CLOCK = FakeClock(datetime(2024, 3, 1, 14, 30, tzinfo=UTC))
 
 
 def envelope(n: int):  # noqa: ANN201 - an Envelope
-    message = TradingStateChanged(previous=TradingState.HALTED, current=TradingState.ACTIVE, reason=f"r{n}")
-    return make_envelope(message, source="test", clock=CLOCK, ids=lambda: f"msg-{n}")
+    return decision_envelope(f"msg-{n}")
 
 
 class PrivateRedis:

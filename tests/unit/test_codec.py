@@ -7,7 +7,8 @@ import pytest
 from pydantic import ValidationError
 
 from scalper_shared.clock import FakeClock, SequentialIds
-from scalper_shared.schema import CODEC, Bar, Codec, DecodeError, Message, make_envelope
+from scalper_shared.schema import CODEC, Bar, Codec, DecodeError, Message, OrderDenied, make_envelope
+from scalper_shared.schema.codec import encoded_type
 from tests.unit.schema_examples import EXAMPLES, T0, example_envelope
 
 
@@ -30,6 +31,14 @@ def test_round_trip_preserves_every_example() -> None:
     for message in EXAMPLES:
         envelope = example_envelope(message)
         assert CODEC.decode(CODEC.encode(envelope)) == envelope
+
+
+def test_the_type_of_an_encoded_envelope_is_read_without_parsing_it() -> None:
+    for message in EXAMPLES:
+        assert encoded_type(CODEC.encode(example_envelope(message))) == message.TYPE
+    tricky = OrderDenied(client_order_id="x", symbol="SPY", reason='"type":"bar"', detail='{"type":"bar"}')
+    assert encoded_type(CODEC.encode(example_envelope(tricky))) == "order_denied"
+    assert encoded_type(b'{"id":"x"}') is None
 
 
 def test_old_version_is_upcast_to_the_current_one() -> None:

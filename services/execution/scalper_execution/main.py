@@ -36,7 +36,6 @@ from scalper_shared.schema import streams
 from scalper_shared.settings import SettingsError, load_settings
 
 SERVICE = "execution"
-GROUP = "execution"
 logger = logging.getLogger(__name__)
 
 
@@ -60,7 +59,7 @@ def build_service(settings: ExecutionSettings) -> tuple[ExecutionService, list[T
                                                    slippage_ticks=settings.paper_slippage_ticks))
     producers = {name: StreamProducer(connections.redis, name, maxlen=settings.stream_maxlen,
                                       prefix=settings.stream_prefix)
-                 for name in (streams.ORDERS_EVENTS, streams.POSITIONS_STATE)}
+                 for name in streams.produced_by(SERVICE)}
     publisher = StreamPublisher(producers[streams.ORDERS_EVENTS], producers[streams.POSITIONS_STATE], clock,
                                 uuid_ids)
     service = ExecutionService(engine, Store(database), broker, publisher, clock, uuid_ids,
@@ -73,11 +72,11 @@ def build_service(settings: ExecutionSettings) -> tuple[ExecutionService, list[T
     consumer_config = ConsumerConfig.from_settings(settings)
     consumer = f"{socket.gethostname()}-{os.getpid()}"
     workers = [
-        ConsumerRunner(connections.redis, streams.MD_BARS, GROUP, consumer, service.handle_bars,
-                       config=consumer_config,
+        ConsumerRunner(connections.redis, streams.MD_BARS, streams.group_of(SERVICE, streams.MD_BARS), consumer,
+                       service.handle_bars, config=consumer_config, prefix=settings.stream_prefix).as_worker(),
+        ConsumerRunner(connections.redis, streams.POLICY_DECISIONS, streams.group_of(SERVICE, streams.POLICY_DECISIONS),
+                       consumer, service.handle_decisions, config=consumer_config,
                        prefix=settings.stream_prefix).as_worker(),
-        ConsumerRunner(connections.redis, streams.POLICY_DECISIONS, GROUP, consumer, service.handle_decisions,
-                       config=consumer_config, prefix=settings.stream_prefix).as_worker(),
         ThreadWorker("reconciler", lambda stop: service.run_reconciler(settings.reconcile_interval_ms / 1000, stop)),
     ]
     return service, workers, connections.readiness_checks()

@@ -1,6 +1,6 @@
 """Entrypoint: settings, logging and connections, then the service app until SIGTERM.
 
-Workers: the md.bars consumer (group ``FEATURES_CONSUMER_GROUP``) handing batches to the
+Workers: the md.bars consumer (its group from the stream registry) handing batches to the
 :class:`FeaturePipeline`, and a flusher processing minutes whose wait expired. The database is
 migrated and the state recovered before the consumer starts.
 """
@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+
+from fastapi import FastAPI
 
 from scalper_features.pipeline import FeaturePipeline
 from scalper_features.settings import FeaturesSettings
@@ -27,9 +29,8 @@ SERVICE = "features"
 logger = logging.getLogger(__name__)
 
 
-def main() -> None:
-    settings = load_settings(FeaturesSettings)
-    configure_logging(SERVICE, settings.log_level, settings.log_format)
+def build_app(settings: FeaturesSettings) -> FastAPI:
+    """The service app with its workers (started by the app, not here); the state is recovered first."""
     connections = connect(settings)
     migrate(connections.engine)
     producer = StreamProducer(connections.redis, streams.FEATURES_VECTORS, maxlen=settings.stream_maxlen,
@@ -38,13 +39,19 @@ def main() -> None:
                                wait_s=settings.minute_wait_s)
     pipeline.recover()
     connections.redis.set(settings.stream_prefix + streams.FEATURE_SPEC_HASH_KEY, FEATURE_SPEC.spec_hash)
-    runner = ConsumerRunner(connections.redis, streams.MD_BARS, settings.consumer_group,
+    group = streams.group_of(SERVICE, streams.MD_BARS)
+    runner = ConsumerRunner(connections.redis, streams.MD_BARS, group,
                             f"{socket.gethostname()}-{os.getpid()}-features", pipeline.handle,
                             config=ConsumerConfig.from_settings(settings), prefix=settings.stream_prefix)
     workers = [runner.as_worker(), ThreadWorker("features:flusher", pipeline.run_flusher)]
-    logger.info("features service for %s (group %s)", settings.symbols, settings.consumer_group)
-    app = build_service_app(SERVICE, checks=connections.readiness_checks(), workers=workers)
-    serve(app, settings.http_host, settings.http_port)
+    logger.info("features service for %s (group %s)", settings.symbols, group)
+    return build_service_app(SERVICE, checks=connections.readiness_checks(), workers=workers)
+
+
+def main() -> None:
+    settings = load_settings(FeaturesSettings)
+    configure_logging(SERVICE, settings.log_level, settings.log_format)
+    serve(build_app(settings), settings.http_host, settings.http_port)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,6 @@ class FeaturesSettings(ServiceSettings):
                                  description="Seconds a minute waits for the other symbols' bars before it is processed anyway")
     features_dir: Path = Field(Path("var/features"), validation_alias="FEATURES_DIR",
                                description="Feature store of `scalper features build` (npz per symbol-day)")
-    consumer_group: str = Field("features", min_length=1, validation_alias="FEATURES_CONSUMER_GROUP",
-                                description="Consumer group on md.bars (one per symbol set)")
 
     @field_validator("symbols")
     @classmethod

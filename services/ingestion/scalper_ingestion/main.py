@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 
+from fastapi import FastAPI
+
 from scalper_ingestion.live import live_worker_target
 from scalper_ingestion.settings import IngestionSettings
 from scalper_ingestion.writer import BarWriter
@@ -64,13 +66,17 @@ def live_workers(settings: IngestionSettings, connections: Connections) -> list[
     return [ThreadWorker("ingestion:live", live_worker_target(settings, bar_writer(settings, connections)))]
 
 
+def build_app(settings: IngestionSettings) -> FastAPI:
+    """The service app with its workers (started by the app, not here)."""
+    connections = connect(settings)
+    return build_service_app(SERVICE, checks=connections.readiness_checks(),
+                             workers=[outbox_worker(settings, connections), *live_workers(settings, connections)])
+
+
 def main() -> None:
     settings = load_settings(IngestionSettings)
     configure_logging(SERVICE, settings.log_level, settings.log_format)
-    connections = connect(settings)
-    app = build_service_app(SERVICE, checks=connections.readiness_checks(),
-                            workers=[outbox_worker(settings, connections), *live_workers(settings, connections)])
-    serve(app, settings.http_host, settings.http_port)
+    serve(build_app(settings), settings.http_host, settings.http_port)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from scalper_shared.schema.messages import FeatureVector, PolicyDecision, Positi
 
 logger = logging.getLogger(__name__)
 
-SOURCE = "policy"
+SERVICE = SOURCE = "policy"
 CLAIM_KEY_PREFIX = "policy:decided:"
 
 DECISIONS = Counter("scalper_policy_decisions_total", "Decisions published on policy.decisions", ["model_id"])
@@ -149,12 +149,13 @@ def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-def decision_workers(decisions: LiveDecisions, client: redis.Redis, *, group: str, config: ConsumerConfig,
+def decision_workers(decisions: LiveDecisions, client: redis.Redis, *, config: ConsumerConfig,
                      prefix: str = "") -> list[ThreadWorker]:
-    """The positions and features consumers as background workers (positions first)."""
+    """The positions and features consumers (the policy's registered groups) as background workers,
+    positions first."""
     name = consumer_name()
-    positions = ConsumerRunner(client, streams.POSITIONS_STATE, group, name, decisions.handle_positions,
-                               config=config, prefix=prefix)
-    features = ConsumerRunner(client, streams.FEATURES_VECTORS, group, name, decisions.handle_features,
-                              config=config, prefix=prefix)
+    positions = ConsumerRunner(client, streams.POSITIONS_STATE, streams.group_of(SERVICE, streams.POSITIONS_STATE),
+                               name, decisions.handle_positions, config=config, prefix=prefix)
+    features = ConsumerRunner(client, streams.FEATURES_VECTORS, streams.group_of(SERVICE, streams.FEATURES_VECTORS),
+                              name, decisions.handle_features, config=config, prefix=prefix)
     return [positions.as_worker(), features.as_worker()]

@@ -55,6 +55,5 @@ def build_policy_runtime(settings: PolicySettings, connections: Connections,
                                           max_age_s=settings.decision_max_age_s,
                                           claim_ttl_s=settings.decision_claim_ttl_s)
         runtime.workers.extend(decision_workers(runtime.decisions, connections.redis,
-                                                group=settings.consumer_group,
                                                 config=ConsumerConfig.from_settings(settings), prefix=prefix))
     return runtime

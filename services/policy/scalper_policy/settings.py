@@ -21,8 +21,6 @@ class PolicySettings(ApiSettingsMixin, ServiceSettings):
                                 description="Seconds between checks of the models table for a newly promoted model")
     decisions_enabled: bool = Field(True, validation_alias="POLICY_DECISIONS_ENABLED",
                                     description="Consume features.vectors and publish policy.decisions")
-    consumer_group: str = Field("policy", min_length=1, validation_alias="POLICY_CONSUMER_GROUP",
-                                description="Consumer group on features.vectors and positions.state")
     decision_max_age_s: float = Field(120.0, gt=0, validation_alias="POLICY_DECISION_MAX_AGE_S",
                                       description="Feature vectors older than this update the window but get no decision")
     decision_claim_ttl_s: int = Field(172_800, gt=0, validation_alias="POLICY_DECISION_CLAIM_TTL_S",

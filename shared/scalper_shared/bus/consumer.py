@@ -9,7 +9,8 @@ goes to the dead-letter stream once it has failed ``max_deliveries`` deliveries.
 ended in a crash of the consumer holding the entry record no failure: such an entry is dead-lettered
 only past ``CRASH_DELIVERIES_FACTOR`` times ``max_deliveries`` (an entry that kills every consumer
 must end somewhere, but the healthy entries of a batch whose consumer died must not). Entries that
-cannot be decoded are dead-lettered at once.
+cannot be decoded, or whose type is not registered on the stream (``scalper_shared.schema.streams``),
+are dead-lettered at once. The group must be one the registry lists on the stream.
 """
 
 from __future__ import annotations
@@ -61,7 +62,10 @@ class _Entry:
 
 
 class ConsumerRunner:
-    """Consumes ``prefix + stream`` as ``consumer_name`` of ``group``, calling ``handler`` per batch."""
+    """Consumes ``prefix + stream`` as ``consumer_name`` of ``group``, calling ``handler`` per batch.
+
+    ``stream`` and ``group`` must be registered (``streams.group_of(service, stream)``); StreamError
+    otherwise."""
 
     def __init__(
         self,
@@ -75,6 +79,8 @@ class ConsumerRunner:
         prefix: str = "",
         codec: Codec = CODEC,
     ) -> None:
+        streams.check_group(stream, group)
+        self._types = frozenset(streams.spec(stream).type_names)
         self.key = prefix + stream
         self.dead_letter_key = prefix + streams.dead_letter(stream)
         self.group = group
@@ -237,6 +243,10 @@ class ConsumerRunner:
             envelope = self._codec.decode(entry.data)
         except DecodeError as exc:
             self._dead_letter(entry, f"undecodable: {exc}", "undecodable")
+            return None
+        if envelope.type not in self._types:
+            self._dead_letter(entry, f"message type {envelope.type!r} is not registered on this stream",
+                              "unregistered_type")
             return None
         return Delivery(entry.id, envelope, entry.deliveries)
 

@@ -7,6 +7,10 @@ producer checks (at most every ``trim_check_interval_s``) each group's unprocess
 (``scalper_bus_trim_risk_warnings_total``); ``scalper_bus_trim_risk_ratio`` always shows the ratio.
 Size ``maxlen`` so that the slowest group's backlog stays well below it. Entries that were trimmed
 while pending are counted by the consumer (``scalper_bus_trimmed_unprocessed_total``).
+
+The stream registry (``scalper_shared.schema.streams``) guards every producer: a stream it does not
+list (dead-letter streams included) is refused when the producer is built, and a message whose type
+is not registered on the stream raises ``StreamError`` before anything is appended.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import redis
 
 from scalper_shared.bus import metrics
 from scalper_shared.bus.groups import GroupBacklog, stream_backlogs, text
-from scalper_shared.schema import CODEC, Codec, Envelope
+from scalper_shared.schema import CODEC, Codec, Envelope, streams
+from scalper_shared.schema.codec import encoded_type
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +51,7 @@ return ids
 
 
 class StreamProducer:
-    """Publishes envelopes to ``prefix + stream`` (a name from ``scalper_shared.schema.streams``)."""
+    """Publishes envelopes to ``prefix + stream``, a stream of the registry, of the types registered on it."""
 
     def __init__(
         self,
@@ -61,6 +66,7 @@ class StreamProducer:
     ) -> None:
         if maxlen <= 0:
             raise ValueError(f"maxlen must be positive, got {maxlen}")
+        self.stream = streams.spec(stream).name
         self.key = prefix + stream
         self.maxlen = maxlen
         self._redis = redis_client
@@ -72,6 +78,7 @@ class StreamProducer:
 
     def publish(self, envelope: Envelope) -> str:
         """XADD one envelope; returns the entry id."""
+        streams.check_message(self.stream, envelope.type)
         self._maybe_check_trim_risk(1)
         entry_id = self._redis.xadd(self.key, {ENVELOPE_FIELD: self._codec.encode(envelope)},
                                     maxlen=self.maxlen, approximate=True)
@@ -84,6 +91,7 @@ class StreamProducer:
         None when the key was already claimed. ``claim_key`` is used as given (add the prefix)."""
         if ttl_s <= 0:
             raise ValueError(f"ttl_s must be positive, got {ttl_s}")
+        streams.check_message(self.stream, envelope.type)
         self._maybe_check_trim_risk(1)
         entry_id = self._redis.eval(_PUBLISH_ONCE, 2, self.key, claim_key, self.maxlen, ENVELOPE_FIELD,
                                     envelope.id, ttl_s, self._codec.encode(envelope))
@@ -94,10 +102,18 @@ class StreamProducer:
 
     def publish_many(self, envelopes: Iterable[Envelope]) -> list[str]:
         """XADD many envelopes, a chunk per round trip (each chunk atomic); returns the ids in order."""
-        return self.publish_encoded([self._codec.encode(envelope) for envelope in envelopes])
+        envelopes = list(envelopes)
+        for type_name in {envelope.type for envelope in envelopes}:
+            streams.check_message(self.stream, type_name)
+        return self._publish_checked([self._codec.encode(envelope) for envelope in envelopes])
 
     def publish_encoded(self, encoded: list[bytes]) -> list[str]:
         """XADD envelopes already encoded by the codec (or byte-identical to it), like ``publish_many``."""
+        for type_name in {encoded_type(data) for data in encoded}:
+            streams.check_message(self.stream, type_name or "<no type>")
+        return self._publish_checked(encoded)
+
+    def _publish_checked(self, encoded: list[bytes]) -> list[str]:
         self._maybe_check_trim_risk(len(encoded))
         ids: list[str] = []
         for start in range(0, len(encoded), PIPELINE_CHUNK):

@@ -75,4 +75,19 @@ class Codec:
         return payload
 
 
+_TYPE_KEY = b'"type":"'
+
+
+def encoded_type(data: bytes) -> str | None:
+    """The ``type`` of an envelope encoded by :meth:`Codec.encode` (or byte-identical to it), read
+    without parsing: keys are sorted, so the envelope's own ``"type"`` is the last one (a payload
+    string cannot hold an unescaped quote). None when there is none."""
+    start = data.rfind(_TYPE_KEY)
+    if start < 0:
+        return None
+    start += len(_TYPE_KEY)
+    end = data.find(b'"', start)
+    return data[start:end].decode() if end >= 0 else None
+
+
 CODEC = Codec(ALL_MESSAGE_TYPES)

@@ -46,12 +46,12 @@ if TYPE_CHECKING:  # scalper_trainer.env imports stable-baselines3 (torch): the 
 
 logger = logging.getLogger(__name__)
 
-CHAIN: tuple[tuple[str, str], ...] = (
-    (streams.MD_BARS, "features"), (streams.MD_BARS, "execution"),
-    (streams.FEATURES_VECTORS, "policy"), (streams.POSITIONS_STATE, "policy"),
-    (streams.POLICY_DECISIONS, "execution"), (streams.POSITIONS_STATE, "policy"),
-)
-"""(stream, consumer group) in the order work flows through the live services."""
+CHAIN: tuple[tuple[str, str], ...] = tuple((stream, streams.group_of(service, stream)) for service, stream in (
+    ("features", streams.MD_BARS), ("execution", streams.MD_BARS),
+    ("policy", streams.FEATURES_VECTORS), ("policy", streams.POSITIONS_STATE),
+    ("execution", streams.POLICY_DECISIONS), ("policy", streams.POSITIONS_STATE),
+))
+"""(stream, consumer group of the registry) in the order work flows through the live services."""
 MINUTE = timedelta(minutes=1)
 
 
