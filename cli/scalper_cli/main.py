@@ -68,6 +68,8 @@ COMMANDS: dict[str, LazyCommand] = {
                         "The execution service's kill switch and trading state."),
     "keys": LazyCommand("scalper_cli.commands.keys:app",
                         "Make an API key and its hashed API_KEYS entry."),
+    "docs": LazyCommand("scalper_cli.commands.docs:docs",
+                        "Write the reference pages generated from the stream registry and the config models."),
 }
 
 _DOUBLE_BACKTICKS = re.compile(r"``([^`]*)``")

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from scalper_cli.main import COMMANDS, app, clean_help, load
 
-LEAF_COMMANDS = {"demo", "train", "eval", "paper", "tensorboard"}
+LEAF_COMMANDS = {"demo", "train", "eval", "paper", "tensorboard", "docs"}
 HEAVY_MODULES = ("pandas", "numpy", "sqlalchemy", "httpx", "scipy", "rich.progress", "scalper_shared.settings")
 
 
