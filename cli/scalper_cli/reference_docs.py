@@ -127,7 +127,7 @@ def _model_section(model: type[BaseModel]) -> list[str]:
     lines += ["| Field | Type | Default | Description |", "| --- | --- | --- | --- |"]
     for name, info in model.model_fields.items():
         lines.append(f"| `{name}` | {_cell(_type_text(info.annotation))} | {_cell(_default_text(info))} | "
-                     f"{_cell(_one_line(info.description or ''))} |")
+                     f"{_cell(_one_line(info.description or '').rstrip('.'))} |")
     return [*lines, ""]
 
 

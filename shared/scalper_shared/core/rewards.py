@@ -55,22 +55,37 @@ class RewardConfig(BaseModel):
     is a training hyperparameter and lives with the PPO config, not here.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     pnl_weight: float = Field(default=1.0, ge=0)
+    """Weight of the realised P&L term (after costs: entry at the ask, exit at the bid, both commissions)."""
     pnl_scale: Literal["dollars", "entry_cost"] = "dollars"
-    """Divide P&L by ``dollars_per_unit`` (``dollars``) or by the position's entry cost (``entry_cost``)."""
+    """Divide P&L by ``dollars_per_unit`` (``dollars``: reward sums rank policies exactly as money does)
+    or by the position's entry cost (``entry_cost``: a fraction of premium, a full stop is about -0.15)."""
     dollars_per_unit: float = Field(default=1000.0, gt=0)
+    """Dollars per unit of reward with ``pnl_scale="dollars"``: a fixed unit, so a day's terms add up to
+    its dollars / this whatever premium each trade paid (docs/rewards.md)."""
     mark_to_market_weight: float = Field(default=1.0, ge=0)
+    """Weight of the potential-based term: the change of the open position's value at the bid, so P&L
+    is paid minute by minute as it accrues; it sums to 0 over a position (0 turns it off)."""
     scalp_tiers: tuple[tuple[float, float], ...] = ()
+    """(realised premium gain, bonus) pairs with ascending gains: a close pays the bonus of the highest
+    tier reached, times the fraction of the position closed. None by default (the seed run's six)."""
     good_buy_call_bonus: float = 0.0
+    """Added for an entry from flat into a call on a strong call setup (the features' rule)."""
     good_buy_put_bonus: float = 0.0
+    """Added for an entry from flat into a put on a strong put setup."""
     missed_opportunity_penalty: float = 0.0
+    """Added (negative to penalise) for HOLD on a decision step during a strong setup of either side."""
     bad_chase_penalty: float = 0.0
+    """Added (negative to penalise) for an entry at least ``chase_threshold_atr`` beyond the EMA in the
+    trade's direction."""
     chase_threshold_atr: float = Field(default=2.0, gt=0)
     """An entry is a chase when price is this many ATRs beyond its EMA in the trade's direction."""
     hold_tax: float = 0.0
+    """Added (negative to tax) for every HOLD on a decision step: flat and an entry allowed by the mask."""
     stop_loss_penalty: float = 0.0
+    """Added (negative to penalise) on the step where the stop closed the position."""
 
     @model_validator(mode="after")
     def _ascending_tiers(self) -> RewardConfig:

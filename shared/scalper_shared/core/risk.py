@@ -53,10 +53,12 @@ class RiskReason(StrEnum):
 class TakeProfitTier(BaseModel):
     """At ``gain`` (premium return, 0.20 = +20%) sell ``trim_fraction`` of the contracts then held."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     gain: float = Field(gt=0)
+    """Premium return that fires the tier, on the bar's bid against the entry premium (0.20 = +20%)."""
     trim_fraction: float = Field(gt=0, le=1)
+    """Fraction of the contracts then held that the tier sells (rounded half up, at least 1; 1.0 sells all)."""
 
 
 DEFAULT_TAKE_PROFIT_TIERS = (
@@ -71,23 +73,39 @@ class RiskConfig(BaseModel):
     with a model (``TrainConfig.risk``), used by the environment, the evaluation, the policy's mask and
     execution (which refuses a model whose config differs from its own unless told to)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     stop_loss_pct: float = Field(default=0.15, gt=0, lt=1)
+    """Premium loss that stops a position out: fires when ``bid / entry - 1 <= -stop_loss_pct`` on a
+    bar (exactly -15% fires: a 1e-9 slack absorbs binary rounding), filled at the next bar's bid, so a
+    gap loses more."""
     take_profit_tiers: tuple[TakeProfitTier, ...] = Field(default=DEFAULT_TAKE_PROFIT_TIERS,
                                                           max_length=MAX_TAKE_PROFIT_TIERS)
+    """Take-profit tiers in ascending gain (at most 5), each firing once per position: by default
+    +20% sells half, +50% sells 70% of the rest, +100% sells everything."""
     entry_cutoff_minutes: float = Field(default=30.0, ge=0)
+    """No entry from this many minutes before the session close on (15:30 ET; 12:30 on a 13:00 close):
+    at the cutoff minute entries are already refused."""
     flatten_minutes: float = Field(default=5.0, ge=0)
+    """Everything still held is sold from this many minutes before the close (15:55 ET): a 0DTE option
+    is never held into the close. At most ``entry_cutoff_minutes``."""
     cooldown_after_stop_minutes: float = Field(default=10.0, ge=0)
+    """Minutes a symbol refuses entries after a stop-out."""
     cooldown_after_exit_minutes: float = Field(default=2.0, ge=0)
+    """Minutes a symbol refuses entries after an exit that was not a stop."""
     contracts_per_entry: int = Field(default=10, gt=0)
     """Contracts bought on every entry (BUY_CALL / BUY_PUT), in training, backtests, paper and live."""
     max_trades_per_day: int = Field(default=20, ge=0)
     """Entries per account-day (every symbol of the account together)."""
     max_daily_loss: float = Field(default=1_000.0, gt=0)
+    """Dollars of the account's day P&L (realised plus open positions at the bid); once lost, the
+    account is HALTED for the day."""
     max_contracts_per_order: int = Field(default=10, gt=0)
+    """Contracts one order may buy (execution refuses a larger entry; the mask does not size orders)."""
     max_portfolio_contracts: int = Field(default=30, gt=0)
+    """Contracts held across every symbol together: three full-size positions."""
     max_concurrent_positions: int = Field(default=3, gt=0)
+    """Open positions across symbols (and at most one per symbol)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> RiskConfig:

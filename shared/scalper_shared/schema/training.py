@@ -48,21 +48,26 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     preset: str = Field(DEFAULT_PRESET, description=f"Named preset filling n_envs, ppo and reward: {sorted(PRESETS)}")
-    symbols: tuple[str, ...] = Field(("SPY", "QQQ"), min_length=1)
-    train_from: date
-    train_to: date
-    validation_from: date
-    validation_to: date
+    symbols: tuple[str, ...] = Field(("SPY", "QQQ"), min_length=1, description=(
+        f"Underlyings whose sessions become episodes, each at most once; known: {', '.join(KNOWN_SYMBOLS)}"))
+    train_from: date = Field(description="First trading day of the training window (inclusive)")
+    train_to: date = Field(description="Last trading day of the training window (inclusive)")
+    validation_from: date = Field(description=(
+        "First held-out day of the checkpoint diagnostics; after `train_to`"))
+    validation_to: date = Field(description="Last held-out day of the checkpoint diagnostics (inclusive)")
     data_source: Literal["database", "synthetic"] = Field(
         "database", description="Bars from the database (imported first), or the embedded synthetic market")
     data_seed: int = Field(0, ge=0, description="Seed of the synthetic market (synthetic source only)")
     data_edge: Literal["none", "momentum"] = Field(
         "none", description="Planted edge of the synthetic market (synthetic source only)")
-    total_timesteps: int = Field(50_000, gt=0, le=100_000_000)
+    total_timesteps: int = Field(50_000, gt=0, le=100_000_000, description=(
+        "Environment steps (one symbol-minute each) of the whole job. 50,000 is a smoke-sized run; "
+        "the learning study ran 500k to 1M"))
     checkpoint_every: int = Field(25_000, ge=MIN_CHECKPOINT_EVERY,
                                   description="Checkpoint every N steps (plus milestones); at least "
                                               f"{MIN_CHECKPOINT_EVERY}, at most {MAX_CHECKPOINTS} checkpoints a job")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, description=(
+        "Seed of PPO (initial weights, action sampling) and of the environments' episode draws"))
     n_envs: int = Field(PRESETS[DEFAULT_PRESET].n_envs, gt=0, le=1024,
                         description="Environments stepped together by the batched env (default: the preset's)")
     device: Literal["auto", "cpu", "cuda"] = Field(

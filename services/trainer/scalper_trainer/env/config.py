@@ -18,11 +18,16 @@ class EpisodeSampling(BaseModel):
     offset in ``0..random_start_minutes``. A session needs ``min_steps`` decisions to be usable.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     start_row: int = Field(default=FEATURE_SPEC.warmup, ge=0)
+    """Session row (minutes after the first bar) of the first decision: the features' warm-up, the
+    first row whose every feature is defined; the live policy takes no decision before it either."""
     random_start_minutes: int = Field(default=0, ge=0)
+    """Upper bound of a uniform offset added to ``start_row`` at each reset (0: every episode starts at
+    the same minute, as the live policy does)."""
     min_steps: int = Field(default=30, ge=1)
+    """Decisions a session needs to be used as an episode (shorter sessions are skipped)."""
 
 
 class EnvConfig(BaseModel):
@@ -33,12 +38,16 @@ class EnvConfig(BaseModel):
     is judged by the exact rules execution enforces.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
 
     risk: RiskConfig = RiskConfig()
+    """Risk rules and entry size: the job's ``TrainConfig.risk``, the very config execution enforces."""
     premium: PremiumModelConfig = PremiumModelConfig()
+    """Option-premium model that prices every fill and mark (the job's ``TrainConfig.premium``)."""
     reward: RewardConfig = RewardConfig()
+    """Reward weights (the job's ``TrainConfig.reward``)."""
     sampling: EpisodeSampling = EpisodeSampling()
+    """How each episode (one symbol-session) is drawn at reset."""
     end_when_no_decision_left: bool = True
     """End a (training) episode as soon as it is flat and no entry can be allowed again that day
     (entry cutoff, trade cap or daily loss limit: ``risk.entries_over_for_the_day``). The steps
