@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from scalper_shared.clock import FakeClock, SequentialIds
 from scalper_shared.schema import CODEC, Bar, Codec, DecodeError, Message, OrderDenied, make_envelope
-from scalper_shared.schema.codec import encoded_type
+from scalper_shared.schema.codec import encoded_type, encoded_types
 from tests.unit.schema_examples import EXAMPLES, T0, example_envelope
 
 
@@ -92,3 +92,11 @@ def test_make_envelope_uses_the_injected_clock_and_ids() -> None:
     clock, ids = FakeClock(T0), SequentialIds("bar")
     envelope = make_envelope(EXAMPLES[0], source="ingestion", clock=clock, ids=ids)
     assert (envelope.id, envelope.ts_init, envelope.type) == ("bar-1", T0, "bar")
+
+
+def test_the_types_of_many_encoded_envelopes_are_read_from_their_tails() -> None:
+    encoded = [CODEC.encode(example_envelope(message)) for message in EXAMPLES]
+    assert encoded_types(encoded) == {message.TYPE for message in EXAMPLES}
+    beyond_the_tail = encoded[0].replace(b'"type":"bar"', b'"type":"' + b"t" * 60 + b'"')  # a type past the tail
+    assert encoded_types([*encoded, beyond_the_tail]) == {message.TYPE for message in EXAMPLES} | {"t" * 60}
+    assert encoded_types([b'{"id":"x"}']) == {None}

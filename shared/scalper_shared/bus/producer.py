@@ -24,7 +24,7 @@ import redis
 from scalper_shared.bus import metrics
 from scalper_shared.bus.groups import GroupBacklog, stream_backlogs, text
 from scalper_shared.schema import CODEC, Codec, Envelope, streams
-from scalper_shared.schema.codec import encoded_type
+from scalper_shared.schema.codec import encoded_types
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class StreamProducer:
 
     def publish_encoded(self, encoded: list[bytes]) -> list[str]:
         """XADD envelopes already encoded by the codec (or byte-identical to it), like ``publish_many``."""
-        for type_name in {encoded_type(data) for data in encoded}:
+        for type_name in encoded_types(encoded):
             streams.check_message(self.stream, type_name or "<no type>")
         return self._publish_checked(encoded)
 

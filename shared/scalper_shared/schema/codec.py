@@ -76,6 +76,9 @@ class Codec:
 
 
 _TYPE_KEY = b'"type":"'
+ENCODED_TAIL = 48
+"""Bytes at the end of an encoded envelope read first for its type: ``"type":"<name>","version":<n>}``
+and the end of ``ts_init`` (the same for a batch encoded at once)."""
 
 
 def encoded_type(data: bytes) -> str | None:
@@ -88,6 +91,15 @@ def encoded_type(data: bytes) -> str | None:
     start += len(_TYPE_KEY)
     end = data.find(b'"', start)
     return data[start:end].decode() if end >= 0 else None
+
+
+def encoded_types(encoded: Iterable[bytes]) -> set[str | None]:
+    """The distinct :func:`encoded_type` of many encoded envelopes. Reads each entry's last
+    ``ENCODED_TAIL`` bytes, so a batch sharing one tail (one type, one ``ts_init``) costs one parse;
+    entries whose tail does not hold the whole type are read in full."""
+    entries = list(encoded)
+    types = {encoded_type(tail) for tail in {data[-ENCODED_TAIL:] for data in entries}}
+    return {encoded_type(data) for data in entries} if None in types else types
 
 
 CODEC = Codec(ALL_MESSAGE_TYPES)
