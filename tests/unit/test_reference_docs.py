@@ -36,3 +36,8 @@ def test_scalper_docs_check_fails_on_a_stale_page_and_passes_once_written(tmp_pa
     assert (tmp_path / "streams.md").read_text(encoding="utf-8") == "hand-edited\n"
     assert CliRunner().invoke(app, ["docs", "--dir", str(tmp_path)]).exit_code == 0
     assert CliRunner().invoke(app, ["docs", "--dir", str(tmp_path), "--check"]).exit_code == 0
+
+
+def test_scalper_docs_names_a_missing_directory_in_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["docs", "--dir", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2 and "no directory" in result.output and "Traceback" not in result.output

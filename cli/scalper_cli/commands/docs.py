@@ -19,6 +19,9 @@ def docs(
     check: Annotated[bool, typer.Option("--check", help="Write nothing; exit 1 if a page is stale")] = False,
 ) -> None:
     """Write the reference pages generated from the stream registry and the config models (--check: only compare)."""
+    if not directory.is_dir():
+        typer.echo(f"no directory {directory}: run from the repository root or pass --dir", err=True)
+        raise typer.Exit(2)
     stale = []
     for name, render in pages().items():
         path = directory / name
