@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from scalper_shared.settings import env_name
+from tests.unit.image_closure import dockerfile_instructions, first_party_projects, image_problems
 from tests.unit.settings_catalog import (
     COMPOSE_ONLY_VARIABLES,
     REPO_ROOT,
@@ -83,25 +84,6 @@ def dockerfile_path(service: str, spec: dict[str, Any]) -> Path:
     return context / (build.get("dockerfile", "Dockerfile") if isinstance(build, dict) else "Dockerfile")
 
 
-def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
-    instructions: list[tuple[str, str]] = []
-    pending = ""
-    for raw in path.read_text("utf-8").splitlines():
-        line = raw.strip()
-        if not pending and (not line or line.startswith("#")):
-            continue
-        if line.endswith("\\"):
-            pending += line[:-1] + " "
-            continue
-        full = (pending + line).strip()
-        pending = ""
-        if full:
-            keyword, _, rest = full.partition(" ")
-            instructions.append((keyword.upper(), rest.strip()))
-    return instructions
-
-
 def final_stage(instructions: list[tuple[str, str]]) -> list[tuple[str, str]]:
     last_from = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
     return instructions[last_from:]
@@ -152,6 +134,73 @@ def test_command_runs_an_importable_module_with_a_main(scalper_services: dict[st
         assert importlib.util.find_spec(module) is not None, f"service {name}: module {module} is not importable"
         assert importlib.util.find_spec(f"{module}.__main__") is not None, (
             f"service {name}: {module} has no __main__, so `python -m {module}` cannot run")
+
+
+def build_context(spec: dict[str, Any]) -> Path:
+    build = spec["build"]
+    return REPO_ROOT / (build if isinstance(build, str) else build.get("context", "."))
+
+
+def test_every_image_installs_what_its_code_imports(scalper_services: dict[str, dict[str, Any]]) -> None:
+    """From the Dockerfile and the pyproject.toml files alone (not the dev virtualenv): see image_closure."""
+    projects = first_party_projects(REPO_ROOT)
+    for name, spec in scalper_services.items():
+        problems = image_problems(dockerfile_path(name, spec), build_context(spec), projects)
+        assert not problems, f"service {name}:\n" + "\n".join(problems)
+
+
+FAKE_DOCKERFILE = """\
+ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
+FROM ${{PYTHON_IMAGE}} AS builder
+COPY shared/ shared/
+COPY services/fake/ services/fake/
+RUN pip wheel --wheel-dir /wheels -c constraints.txt {wheels}
+FROM ${{PYTHON_IMAGE}} AS runtime
+RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \\
+    pip install --no-index --find-links /wheels scalper-fake
+CMD ["python", "-m", "scalper_fake"]
+"""
+
+
+def fake_service_problems(tmp_path: Path, dependencies: list[str], code: str,
+                          wheels: str = "./shared ./services/fake") -> list[str]:
+    """image_problems of a service ``scalper-fake`` beside the real shared and ingestion projects."""
+    (tmp_path / "services").mkdir()
+    (tmp_path / "shared").symlink_to(REPO_ROOT / "shared")
+    (tmp_path / "services" / "ingestion").symlink_to(REPO_ROOT / "services" / "ingestion")
+    package = tmp_path / "services" / "fake" / "scalper_fake"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "main.py").write_text(code)
+    (package.parent / "pyproject.toml").write_text(
+        f'[project]\nname = "scalper-fake"\nversion = "0"\ndependencies = {dependencies!r}\n'.replace("'", '"'))
+    dockerfile = tmp_path / "fake.Dockerfile"
+    dockerfile.write_text(FAKE_DOCKERFILE.format(wheels=wheels))
+    return image_problems(dockerfile, tmp_path, first_party_projects(tmp_path))
+
+
+def test_an_image_check_passes_a_service_that_declares_what_it_imports(tmp_path: Path) -> None:
+    code = ("from typing import TYPE_CHECKING\nimport yaml\nimport numpy\nfrom . import main\n"
+            "if TYPE_CHECKING:\n    import scalper_ingestion\n"
+            "try:\n    import torch\nexcept ImportError:\n    torch = None\n"
+            "def run():\n    import optuna\n    from scalper_shared.core import synthetic\n")
+    assert fake_service_problems(tmp_path, ["scalper-shared[studies]"], code) == []
+
+
+@pytest.mark.parametrize(("dependencies", "code", "wheels", "expected"), [
+    (["scalper-shared"], "def replay():\n    from scalper_ingestion.replay import replay_days\n",
+     "./shared ./services/fake", "imports scalper_ingestion (scalper-ingestion), which no installed pyproject.toml"),
+    (["scalper-shared"], "import yaml\n", "./shared ./services/fake", "import(s) yaml (pyyaml), not declared"),
+    (["scalper-shared"], "import scalper_shared.studies\n", "./shared ./services/fake",
+     "scalper_shared.studies import(s) optuna (optuna), not declared"),
+    (["scalper-shared", "scalper-ingestion"], "import scalper_ingestion\n", "./shared ./services/fake",
+     "scalper-ingestion is required but the builder does not wheel services/ingestion"),
+], ids=["lazy-import-of-an-undeclared-service", "undeclared-third-party", "through-a-shared-module-needing-an-extra",
+        "declared-but-not-built"])
+def test_an_image_check_fails_when_the_image_lacks_an_imported_module(
+        tmp_path: Path, dependencies: list[str], code: str, wheels: str, expected: str) -> None:
+    problems = fake_service_problems(tmp_path, dependencies, code, wheels)
+    assert any(expected in problem for problem in problems), problems
 
 
 def test_build_context_and_dockerfile_exist(scalper_services: dict[str, dict[str, Any]]) -> None:
