@@ -93,3 +93,30 @@ def test_stale_vectors_fill_the_window_without_decisions(
     assert _decisions(redis_client, stream_prefix) == []
     snapshot = live.snapshot("SPY")
     assert snapshot is not None and len(live._symbols["SPY"].window) == 20
+
+
+def test_vectors_marked_unavailable_get_no_decision_until_superseded(
+        redis_client: redis.Redis, stream_prefix: str, tmp_path: Path) -> None:
+    """Live never decides on an observation training never saw: a row computed without its peer
+    (or without volume) keeps its symbol's window from deciding; the superseding row clears it."""
+    from scalper_policy.decisions import SKIPPED
+
+    clock = FakeClock(START + timedelta(minutes=5))
+    holder, live = ModelHolder(served(tmp_path, "model-live", seed=5)), LiveState()
+    producer = StreamProducer(redis_client, streams.POLICY_DECISIONS, maxlen=10_000, prefix=stream_prefix)
+    decisions = LiveDecisions(holder, live, producer, clock, prefix=stream_prefix, max_age_s=600)
+    features = ConsumerRunner(redis_client, streams.FEATURES_VECTORS, "policy", "c1", decisions.handle_features,
+                              config=CONFIG, prefix=stream_prefix)
+    refused_before = SKIPPED.labels("unavailable_features")._value.get()
+    spy = _vectors("SPY", 4)
+    marked = [v.model_copy(update={"unavailable": ("peer_ret_5",)}) for v in spy[:3]]
+    no_volume = [v.model_copy(update={"unavailable": ("dist_vwap", "volume_z")}) for v in _vectors("QQQ", 2)]
+    _publish(redis_client, stream_prefix, streams.FEATURES_VECTORS, marked + no_volume, clock)
+    features.poll()
+    assert _decisions(redis_client, stream_prefix) == []
+    assert SKIPPED.labels("unavailable_features")._value.get() - refused_before == 5
+
+    _publish(redis_client, stream_prefix, streams.FEATURES_VECTORS, spy[:3], clock)  # full context now
+    features.poll()
+    published = _decisions(redis_client, stream_prefix)
+    assert [(d.symbol, d.minute) for _, d in published] == [("SPY", spy[2].minute)]  # the newest minute

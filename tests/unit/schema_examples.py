@@ -31,7 +31,7 @@ T1 = datetime(2025, 7, 1, 13, 32, 0, 250000, tzinfo=UTC)
 EXAMPLES: list[Message] = [
     Bar(symbol="SPY", start=T0, open=617.1, high=617.5, low=616.9, close=617.42, volume=152340.0,
         vwap=617.2, trade_count=1830, session=Session.REGULAR, source="polygon"),
-    FeatureVector(symbol="QQQ", minute=T0, spec_hash="abc123", values=(0.1, -0.25, 3.0)),
+    FeatureVector(symbol="QQQ", minute=T0, spec_hash="abc123", values=(0.1, -0.25, 3.0), unavailable=("peer_ret_5",)),
     PolicyDecision(symbol="SPY", minute=T0, action=Action.BUY_CALL,
                    probabilities=(0.5, 0.3, 0.1, 0.0, 0.0, 0.1),
                    mask=(True, True, True, False, False, False), model_id="m-1", spec_hash="abc123"),

@@ -89,6 +89,15 @@ def test_an_aligned_up_move_is_a_call_setup_and_its_mirror_a_put_setup() -> None
     assert strong_setup(np.stack([CALL_ROW, put_row, np.zeros(21)])).tolist() == [1, -1, 0]
 
 
+def test_no_setup_fires_where_the_volume_features_are_unavailable() -> None:
+    no_volume = CALL_ROW.copy()
+    no_volume[FEATURE_SPEC.index("volume_z")] = 0.0  # what a day imported with --no-volume computes
+    assert setup_side(no_volume) is SetupSide.CALL  # volume_z = 0 alone would pass the condition
+    assert setup_side(no_volume, volume_available=False) is SetupSide.NONE
+    rows = np.stack([no_volume, no_volume])
+    assert strong_setup(rows, volume_available=np.array([True, False])).tolist() == [1, 0]
+
+
 def test_no_setup_in_the_opening_range_or_when_rsi_is_exhausted() -> None:
     early, exhausted = CALL_ROW.copy(), CALL_ROW.copy()
     early[FEATURE_SPEC.index("minutes_since_open")] = 5 / 390

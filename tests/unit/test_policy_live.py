@@ -15,8 +15,10 @@ from scalper_shared.schema.messages import FeatureVector, PositionSide, Position
 OPEN = datetime(2024, 3, 5, 14, 30, tzinfo=UTC)  # 09:30 ET
 
 
-def vector(minute: datetime, value: float = 0.1, spec_hash: str = FEATURE_SPEC.spec_hash) -> FeatureVector:
-    return FeatureVector(symbol="SPY", minute=minute, spec_hash=spec_hash, values=(value,) * FEATURE_SPEC.n_market)
+def vector(minute: datetime, value: float = 0.1, spec_hash: str = FEATURE_SPEC.spec_hash,
+           unavailable: tuple[str, ...] = ()) -> FeatureVector:
+    return FeatureVector(symbol="SPY", minute=minute, spec_hash=spec_hash, values=(value,) * FEATURE_SPEC.n_market,
+                         unavailable=unavailable)
 
 
 def position(side: PositionSide, at: datetime, pnl_pct: float = 0.0, realised: float = 0.0) -> PositionState:
@@ -35,11 +37,36 @@ def test_the_window_keeps_the_last_rows_and_ignores_redeliveries_and_other_specs
     live = LiveState()
     for i in range(25):
         assert live.push_features(vector(OPEN + timedelta(minutes=i), value=i / 100))
-    assert not live.push_features(vector(OPEN + timedelta(minutes=24), value=9.0))
+    assert not live.push_features(vector(OPEN + timedelta(minutes=24), value=0.24))
     assert not live.push_features(vector(OPEN + timedelta(minutes=30), spec_hash="other"))
+    assert not live.push_features(vector(OPEN + timedelta(minutes=2), value=9.0))  # left the window
     snapshot = live.snapshot("SPY")
     assert snapshot is not None and snapshot.minute == minute_ms(OPEN + timedelta(minutes=24))
     np.testing.assert_allclose(snapshot.observation[:, 0], np.arange(5, 25) / 100, rtol=1e-6)
+    assert snapshot.unavailable == frozenset()
+
+
+def test_a_row_without_its_peers_marks_the_window_until_a_superseding_vector_replaces_it() -> None:
+    live = LiveState()
+    for i in range(25):
+        marks = ("relative_strength", "peer_ret_5") if i == 20 else ()
+        assert live.push_features(vector(OPEN + timedelta(minutes=i), value=i / 100, unavailable=marks))
+    snapshot = live.snapshot("SPY")
+    assert snapshot is not None and snapshot.unavailable == {"relative_strength", "peer_ret_5"}
+
+    assert live.push_features(vector(OPEN + timedelta(minutes=20), value=0.5))  # the same minute, full context
+    snapshot = live.snapshot("SPY")
+    assert snapshot is not None and snapshot.unavailable == frozenset()
+    assert snapshot.minute == minute_ms(OPEN + timedelta(minutes=24))
+    assert snapshot.observation[15, 0] == np.float32(0.5) and snapshot.observation[14, 0] == np.float32(0.19)
+
+
+def test_a_window_without_volume_stays_marked() -> None:
+    live = LiveState()
+    live.push_features(vector(OPEN, unavailable=("dist_vwap", "volume_z")))
+    live.push_features(vector(OPEN + timedelta(minutes=1)))
+    snapshot = live.snapshot("SPY")
+    assert snapshot is not None and snapshot.unavailable == {"dist_vwap", "volume_z"}
 
 
 def test_buy_is_masked_while_a_position_is_open_and_reducing_actions_are_allowed() -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from scalper_shared.schema import CODEC
+from scalper_shared.schema.messages import FeatureVector
 from tests.unit.schema_examples import EXAMPLES, example_envelope
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden"
@@ -39,6 +40,11 @@ def test_example_encodes_to_the_golden_file(message) -> None:  # type: ignore[no
     path = golden_path(message.TYPE, message.VERSION)
     expected = json.loads(path.read_text())
     assert json.loads(CODEC.encode(example_envelope(message))) == expected
+
+
+def test_a_v1_feature_vector_decodes_with_no_feature_marked_unavailable() -> None:
+    decoded = CODEC.decode(golden_path("feature_vector", 1).read_bytes()).payload
+    assert isinstance(decoded, FeatureVector) and decoded.unavailable == () and decoded.values == (0.1, -0.25, 3.0)
 
 
 if __name__ == "__main__":

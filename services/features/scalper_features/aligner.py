@@ -11,8 +11,10 @@ of ``m``, as the batch builder does. A minute is released, in minute order, when
    its own when it comes (its own features are right; the others' context used the forward fill).
 
 Rules 1 and 2 give exactly the batch numbers; rule 3 is the documented live compromise. A bar at or
-before the last released minute is "late": ``add`` returns it for immediate processing (the feature
-engine ignores it when that symbol already processed that minute, so a redelivery changes nothing).
+before the last released minute is "late": ``add`` returns it for immediate processing (the pipeline
+recomputes that session; a redelivery changes nothing). ``seen_through`` tells, per symbol, up to
+which minute its bars are final: the pipeline marks the context features of a minute released by
+rule 3 whose reference or peer has not shown a bar of that minute yet.
 Bars outside regular hours and of other symbols are ignored.
 """
 
@@ -62,6 +64,8 @@ class MinuteAligner:
         """Buffer ``bar``; a late bar comes back at once as a one-symbol minute to process now."""
         if symbol not in self.symbols or session_of(bar.t) is None:
             return None
+        if bar.t > self._seen_through.get(symbol, -1):
+            self._seen_through[symbol] = bar.t
         if self.released_through is not None and bar.t <= self.released_through:
             return ReleasedMinute(bar.t, {symbol: bar}, self._clock())
         minute = self._pending.get(bar.t)
@@ -69,9 +73,11 @@ class MinuteAligner:
             minute = self._pending[bar.t] = {}
             self._first_seen[bar.t] = self._clock()
         minute[symbol] = bar  # a re-sent or corrected bar of a pending minute replaces the older one
-        if bar.t > self._seen_through.get(symbol, -1):
-            self._seen_through[symbol] = bar.t
         return None
+
+    def seen_through(self, symbol: str) -> int | None:
+        """Start of ``symbol``'s newest bar seen (any session), None before its first."""
+        return self._seen_through.get(symbol)
 
     def release(self) -> list[ReleasedMinute]:
         """Every minute that may be computed now, oldest first."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
@@ -24,13 +24,13 @@ from scalper_shared.core.features import (
     FEATURE_SPEC,
     BarArrays,
     FeatureFrame,
-    FeatureRow,
     FeatureSpec,
     SessionBars,
     peer_symbol,
     reference_symbol,
     session_features,
 )
+from scalper_shared.core.features.availability import VOLUME_FEATURES
 from scalper_shared.core.features.sessions import MINUTE_MS, SessionBounds, fill_gaps, session_bounds
 from scalper_shared.core.features.store import FeatureDay, write_feature_day, write_spec
 
@@ -60,12 +60,14 @@ def build_features(db: Engine, root: Path, symbols: Sequence[str], start: date, 
         if bounds is None:
             continue
         with db.begin() as connection:
-            bars = repository.load_bar_arrays(connection, symbols, bounds.open_ms, bounds.close_ms)
-            days = session_feature_days(bounds, bars, symbols, spec)
-            rows = [(d.symbol, FeatureRow(int(t), tuple(v), bool(r)))
-                    for d in days for t, v, r in zip(d.minutes.tolist(), d.values.tolist(), d.real.tolist(),
-                                                     strict=True)]
+            loaded = repository.load_session_bars(connection, symbols, bounds.open_ms, bounds.close_ms)
+            days = session_feature_days(bounds, loaded.bars, symbols, spec, without_volume=loaded.without_volume)
+            rows = [row for d in days for row in day_rows(d)]
             repository.upsert_feature_rows(connection, rows, spec.spec_hash, published=True)
+        for d in days:
+            if d.unavailable:
+                logger.warning("features of %s on %s computed without volume: %s marked unavailable",
+                               d.symbol, d.day, ", ".join(d.unavailable))
         report.files.extend(write_feature_day(root, d) for d in days)
         report.sessions += 1
         report.symbol_days += len(days)
@@ -77,10 +79,12 @@ def build_features(db: Engine, root: Path, symbols: Sequence[str], start: date, 
 
 
 def session_feature_days(bounds: SessionBounds, bars: dict[str, BarArrays], symbols: Sequence[str],
-                         spec: FeatureSpec = FEATURE_SPEC) -> list[FeatureDay]:
+                         spec: FeatureSpec = FEATURE_SPEC, *,
+                         without_volume: frozenset[str] = frozenset()) -> list[FeatureDay]:
     """Batch features of one session for every symbol with bars, context among ``symbols``.
 
-    Bars outside the session's regular hours are ignored.
+    Bars outside the session's regular hours are ignored. The days of ``without_volume`` symbols
+    carry the volume features as unavailable.
     """
     regular = {s: b.take(np.flatnonzero((b.t >= bounds.open_ms) & (b.t < bounds.close_ms))) for s, b in bars.items()}
     sessions = {s: fill_gaps(bounds, b) for s, b in regular.items() if len(b)}
@@ -94,8 +98,18 @@ def session_feature_days(bounds: SessionBounds, bars: dict[str, BarArrays], symb
         frame = session_features([sessions[symbol]],
                                  context.get(reference) if reference and reference != symbol else None,
                                  context.get(peer) if peer is not None and peer in symbols else None, spec)
-        out.append(feature_day(symbol, sessions[symbol], frame))
+        day = feature_day(symbol, sessions[symbol], frame)
+        if symbol in without_volume:
+            day = replace(day, unavailable=VOLUME_FEATURES)
+        out.append(day)
     return out
+
+
+def day_rows(day: FeatureDay, unavailable: tuple[str, ...] | None = None) -> list[repository.StoredFeature]:
+    """The day's rows as stored (``unavailable``: the marks of every row, default the day's own)."""
+    marks = day.unavailable if unavailable is None else unavailable
+    return [repository.StoredFeature(day.symbol, t, tuple(v), r, marks)
+            for t, v, r in zip(day.minutes.tolist(), day.values.tolist(), day.real.tolist(), strict=True)]
 
 
 def feature_day(symbol: str, session: SessionBars, frame: FeatureFrame) -> FeatureDay:

@@ -12,5 +12,11 @@ LATENCY = Histogram("scalper_features_latency_seconds",
 PENDING_MINUTES = Gauge("scalper_features_pending_minutes", "Minutes waiting for the other symbols' bars")
 MINUTES_TIMED_OUT = Counter("scalper_features_minutes_timed_out_total",
                             "Minutes processed after FEATURES_MINUTE_WAIT_S without every symbol's bar")
+VECTORS_INCOMPLETE = Counter("scalper_features_vectors_incomplete_total",
+                             "Vectors published with features marked unavailable (the policy refuses them)",
+                             ("symbol", "reason"))
+VECTORS_SUPERSEDED = Counter("scalper_features_vectors_superseded_total",
+                             "Vectors published again with their full context after the missing bars arrived")
+OWNER = Gauge("scalper_features_lease_owner", "1 while this replica holds its universe's lease (0: standby)")
 LATE_BARS = Counter("scalper_features_late_bars_total",
                     "Bars at or before the last processed minute (redeliveries and late bars)", ("symbol",))

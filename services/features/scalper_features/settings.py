@@ -19,6 +19,9 @@ class FeaturesSettings(ServiceSettings):
                                  description="Seconds a minute waits for the other symbols' bars before it is processed anyway")
     features_dir: Path = Field(Path("var/features"), validation_alias="FEATURES_DIR",
                                description="Feature store of `scalper features build` (npz per symbol-day)")
+    lease_ttl_ms: int = Field(10_000, ge=500, le=600_000, validation_alias="FEATURES_LEASE_TTL_MS",
+                              description="The owner's lease lasts this long per renewal (renewed every third of it); "
+                                          "a standby takes over at most this long after the owner stopped renewing")
 
     @field_validator("symbols")
     @classmethod

@@ -5,7 +5,12 @@ inputs), ``features.vectors`` feeds the observation windows and triggers a decis
 model. Publication is once per (model, symbol, minute): the envelope id is deterministic and a Redis
 ``SET NX`` claim key is taken in the same atomic step as the ``XADD``, so a redelivered vector
 publishes nothing twice. Vectors older than ``max_age_s`` (a backlog after downtime) update the
-window but get no decision; vectors of another feature spec are ignored (and counted).
+window but get no decision; vectors of another feature spec are ignored (and counted). No decision
+is taken while the symbol's 20-row window holds a row marked ``unavailable`` (computed without its
+peers' bars or without volume): training never saw such an observation. Such refusals are counted
+(``scalper_policy_vectors_skipped_total{reason="unavailable_features"}``) and logged; a superseding
+vector (the same minute with its full context) replaces the row, and a decision on the newest minute
+is taken then if it is still due.
 
 Decisions follow the training environment's timing so that paper trading equals the backtest: none
 before the features' warm-up row of the session (the env's first decision), and a symbol holding a
@@ -116,6 +121,12 @@ class LiveDecisions:
             return None
         if snapshot is None or snapshot.minute != minute:
             SKIPPED.labels("window_moved").inc()
+            return None
+        if snapshot.unavailable:
+            SKIPPED.labels("unavailable_features").inc()
+            logger.warning("no decision for %s at %s: its window holds features computed without their inputs "
+                           "(%s), an observation training never saw", symbol, minute_datetime(minute),
+                           ", ".join(sorted(snapshot.unavailable)))
             return None
         if model.spec_hash != self.live.spec.spec_hash:
             SKIPPED.labels("model_spec").inc()

@@ -96,6 +96,8 @@ class LiveSnapshot:
     minute: int
     observation: np.ndarray
     inputs: MaskInputs
+    unavailable: frozenset[str] = frozenset()
+    """Features marked unavailable in a row of the observation (training never saw such a window)."""
 
 
 @dataclass
@@ -128,17 +130,19 @@ class LiveState:
         return entry
 
     def push_features(self, vector: FeatureVector) -> bool:
-        """Add the vector's row to its symbol's window; False (ignored) for another spec, a wrong
-        length, or a minute not after the newest one (a redelivery)."""
+        """Add the vector's row to its symbol's window; a vector for a minute still in the window
+        with other content replaces that row (the feature service superseded a row computed without
+        its context). False (ignored) for another spec, a wrong length, or an older or repeated row."""
         if vector.spec_hash != self.spec.spec_hash or len(vector.values) != self.spec.n_market:
             return False
         minute = minute_ms(vector.minute)
+        row = FeatureRow(minute, tuple(vector.values), True)
         with self._lock:
             entry = self._entry(vector.symbol)
             last = entry.window.last_minute
             if last is not None and minute <= last and session_of(minute) == session_of(last):
-                return False
-            entry.window.push(FeatureRow(minute, tuple(vector.values), True))
+                return entry.window.replace(row, tuple(vector.unavailable))
+            entry.window.push(row, tuple(vector.unavailable))
         return True
 
     def update_position(self, state: PositionState) -> bool:
@@ -211,4 +215,4 @@ class LiveState:
                 return None
             minute = entry.window.last_minute
             observation = entry.window.observation(PositionFeatures.from_state(entry.position))
-            return LiveSnapshot(symbol, minute, observation, self._inputs(entry, minute))
+            return LiveSnapshot(symbol, minute, observation, self._inputs(entry, minute), entry.window.unavailable)

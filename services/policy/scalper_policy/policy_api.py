@@ -129,6 +129,10 @@ def _live(request: PolicyActionRequest, runtime: PolicyRuntime) -> tuple[int, np
     if snapshot is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no live features for {request.symbol} yet; "
                                                        f"send an explicit observation")
+    if snapshot.unavailable:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"the live features of {request.symbol} hold features "
+                                                      f"computed without their inputs ({', '.join(sorted(snapshot.unavailable))}); "
+                                                      f"send an explicit observation")
     observation, inputs = snapshot.observation, snapshot.inputs
     if request.position is not None:  # the caller knows better than the last position state
         observation[:, FEATURE_SPEC.n_market:] = position_features(request.position).values()

@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError)
 MAX_ERROR_CHARS = 2000
 CRASH_DELIVERIES_FACTOR = 4
+GATE_WAIT_S = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +79,14 @@ class ConsumerRunner:
         config: ConsumerConfig,
         prefix: str = "",
         codec: Codec = CODEC,
+        gate: Callable[[], bool] | None = None,
     ) -> None:
+        """``gate``: when given, the loop reads only while it returns True (e.g. while this replica
+        holds a lease); otherwise it waits ``GATE_WAIT_S`` and asks again."""
         streams.check_group(stream, group)
         self._types = frozenset(streams.spec(stream).type_names)
         self.key = prefix + stream
+        self._gate = gate
         self.dead_letter_key = prefix + streams.dead_letter(stream)
         self.group = group
         self.consumer_name = consumer_name
@@ -102,6 +107,9 @@ class ConsumerRunner:
         delay = self.config.reconnect_initial_s
         failed_attempts = 0
         while not stop_event.is_set():
+            if self._gate is not None and not self._gate():
+                stop_event.wait(GATE_WAIT_S)
+                continue
             try:
                 self.poll(stop_event)
                 if failed_attempts:

@@ -23,6 +23,7 @@ import redis
 
 from scalper_shared.bus import metrics
 from scalper_shared.bus.groups import GroupBacklog, stream_backlogs, text
+from scalper_shared.bus.lease import Fence
 from scalper_shared.schema import CODEC, Codec, Envelope, streams
 from scalper_shared.schema.codec import encoded_types
 
@@ -50,6 +51,23 @@ return ids
 """
 
 
+# The same, only while KEYS[2] (a lease) holds ARGV[3]; false (nothing appended) otherwise.
+_XADD_MANY_FENCED = """
+if redis.call('GET', KEYS[2]) ~= ARGV[3] then
+  return false
+end
+local ids = {}
+for i = 4, #ARGV do
+  ids[i - 3] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', ARGV[2], ARGV[i])
+end
+return ids
+"""
+
+
+class FencedOut(RuntimeError):
+    """A fenced publication found the lease held by another owner (or expired): nothing appended."""
+
+
 class StreamProducer:
     """Publishes envelopes to ``prefix + stream``, a stream of the registry, of the types registered on it."""
 
@@ -75,6 +93,7 @@ class StreamProducer:
         self._warn_ratio = trim_warn_ratio
         self._next_check = 0.0
         self._xadd_many = redis_client.register_script(_XADD_MANY)
+        self._xadd_many_fenced = redis_client.register_script(_XADD_MANY_FENCED)
 
     def publish(self, envelope: Envelope) -> str:
         """XADD one envelope; returns the entry id."""
@@ -100,12 +119,15 @@ class StreamProducer:
         metrics.PUBLISHED.labels(self.key).inc()
         return text(entry_id)
 
-    def publish_many(self, envelopes: Iterable[Envelope]) -> list[str]:
-        """XADD many envelopes, a chunk per round trip (each chunk atomic); returns the ids in order."""
+    def publish_many(self, envelopes: Iterable[Envelope], *, fence: Fence | None = None) -> list[str]:
+        """XADD many envelopes, a chunk per round trip (each chunk atomic); returns the ids in order.
+
+        With ``fence``, each chunk is appended only while the lease holds the fence's value, checked
+        in the same script (``FencedOut`` otherwise: a stale owner publishes nothing more)."""
         envelopes = list(envelopes)
         for type_name in {envelope.type for envelope in envelopes}:
             streams.check_message(self.stream, type_name)
-        return self._publish_checked([self._codec.encode(envelope) for envelope in envelopes])
+        return self._publish_checked([self._codec.encode(envelope) for envelope in envelopes], fence)
 
     def publish_encoded(self, encoded: list[bytes]) -> list[str]:
         """XADD envelopes already encoded by the codec (or byte-identical to it), like ``publish_many``."""
@@ -113,18 +135,24 @@ class StreamProducer:
             streams.check_message(self.stream, type_name or "<no type>")
         return self._publish_checked(encoded)
 
-    def _publish_checked(self, encoded: list[bytes]) -> list[str]:
+    def _publish_checked(self, encoded: list[bytes], fence: Fence | None = None) -> list[str]:
         self._maybe_check_trim_risk(len(encoded))
         ids: list[str] = []
         for start in range(0, len(encoded), PIPELINE_CHUNK):
-            ids.extend(self._xadd_chunk(encoded[start:start + PIPELINE_CHUNK]))
+            ids.extend(self._xadd_chunk(encoded[start:start + PIPELINE_CHUNK], fence))
         metrics.PUBLISHED.labels(self.key).inc(len(ids))
         return ids
 
-    def _xadd_chunk(self, chunk: list[bytes]) -> list[str]:
+    def _xadd_chunk(self, chunk: list[bytes], fence: Fence | None = None) -> list[str]:
         """XADD every entry of ``chunk`` in one server-side script call: one command and one reply
         for the whole chunk instead of one per entry (the per-reply client work dominated)."""
-        entry_ids = self._xadd_many(keys=[self.key], args=[self.maxlen, ENVELOPE_FIELD, *chunk])
+        if fence is None:
+            entry_ids = self._xadd_many(keys=[self.key], args=[self.maxlen, ENVELOPE_FIELD, *chunk])
+        else:
+            entry_ids = self._xadd_many_fenced(keys=[self.key, fence.key],
+                                               args=[self.maxlen, ENVELOPE_FIELD, fence.value, *chunk])
+            if entry_ids is None:
+                raise FencedOut(f"lease {fence.key} no longer holds {fence.value}: {self.key} not appended")
         return [text(entry_id) for entry_id in entry_ids]
 
     def check_trim_risk(self, incoming: int = 0) -> list[GroupBacklog]:

@@ -337,9 +337,27 @@ class FeatureRowRecord(Base):
     real: Mapped[bool] = mapped_column(Boolean)
     published: Mapped[bool] = mapped_column(Boolean, server_default="false")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    unavailable: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    """Features of the row computed without their inputs (``core.features.availability``), spec order."""
 
 
 features: Table = FeatureRowRecord.__table__  # type: ignore[assignment]
+
+
+class FeatureOwnerRow(Base):
+    """The fence of the feature service's lease (revision 'feat0002'): the token of the newest owner
+    of a symbol universe (its consumer group). An owner writes features only while the stored token
+    is its own (checked in the writing transaction), so a stale owner can never overwrite a newer one."""
+
+    __tablename__ = "feature_owners"
+
+    universe: Mapped[str] = mapped_column(Text, primary_key=True)
+    token: Mapped[int] = mapped_column(BigInteger)
+    owner: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+feature_owners: Table = FeatureOwnerRow.__table__  # type: ignore[assignment]
 
 
 # ---------------------------------------------------------------------------------------------

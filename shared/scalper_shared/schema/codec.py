@@ -103,3 +103,11 @@ def encoded_types(encoded: Iterable[bytes]) -> set[str | None]:
 
 
 CODEC = Codec(ALL_MESSAGE_TYPES)
+
+
+def _feature_vector_v1_to_v2(payload: Any) -> Any:
+    """v2 added ``unavailable`` (features computed without their inputs); a v1 vector had none marked."""
+    return {**payload, "unavailable": []} if isinstance(payload, dict) else payload
+
+
+CODEC.register_upcaster("feature_vector", 1, _feature_vector_v1_to_v2)

@@ -26,6 +26,7 @@ def _finite(value: float) -> float:
 Finite = Annotated[float, AfterValidator(_finite)]
 Price = Annotated[float, Field(gt=0), AfterValidator(_finite)]
 Symbol = Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Z0-9:.]+$")]
+FeatureName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
 
 
 def _utc(value: datetime) -> datetime:
@@ -67,11 +68,16 @@ class FeatureVector(Message):
     """The market features of one symbol-minute, in the order of the FeatureSpec ``spec_hash``."""
 
     TYPE = "feature_vector"
+    VERSION = 2  # v2: ``unavailable`` (v1 payloads are upcast with none marked)
 
     symbol: Symbol
     minute: UtcTime
     spec_hash: str
     values: tuple[Finite, ...]
+    unavailable: tuple[FeatureName, ...] = Field(default=(), max_length=64)
+    """Features computed without their inputs (``scalper_shared.core.features.availability``): missing
+    peers (a minute released before the reference's or peer's bar) or missing volume. Empty on a
+    vector training could have seen; the policy decides on no window holding a marked row."""
 
 
 class PolicyDecision(Message):

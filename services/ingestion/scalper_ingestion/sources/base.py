@@ -25,12 +25,12 @@ import numpy as np
 import pandas as pd
 
 from scalper_shared.core.calendar import session_codes
+from scalper_shared.core.features.availability import is_index
 
 BAR_COLUMNS: tuple[str, ...] = (
     "symbol", "start", "open", "high", "low", "close", "volume", "vwap", "trade_count", "session", "source",
 )
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
-INDEX_PREFIX = "I:"
 MAX_EPOCH_MS = 9.2e15
 """Epoch milliseconds beyond this fall outside pandas' nanosecond range: NaT (quarantined), never an error."""
 
@@ -47,11 +47,6 @@ class BarSource(Protocol):
     def batches(self) -> Iterator[pd.DataFrame]:
         """Bar batches, oldest first; finite for history, endless for live feeds."""
         ...
-
-
-def is_index(symbol: str) -> bool:
-    """True for Polygon index tickers (``I:SPX``), which carry no volume or VWAP."""
-    return symbol.startswith(INDEX_PREFIX)
 
 
 def empty_bars() -> pd.DataFrame:

@@ -84,22 +84,49 @@ def observation_at(session_values: npt.ArrayLike, index: int, position: Position
 
 
 class ObservationWindow:
-    """Live form: keeps one symbol's last ``window`` feature rows of the current session."""
+    """Live form: keeps one symbol's last ``window`` feature rows of the current session.
+
+    Each row may carry the names of features computed without their inputs (``unavailable``); a
+    row pushed again for a minute still in the window replaces it (a vector superseded once its
+    context arrived), and ``unavailable`` tells whether any row of the window is still marked.
+    """
 
     def __init__(self, spec: FeatureSpec = FEATURE_SPEC) -> None:
         self.spec = spec
         self._rows: deque[tuple[float, ...]] = deque(maxlen=spec.window)
+        self._minutes: deque[int] = deque(maxlen=spec.window)
+        self._marks: deque[tuple[str, ...]] = deque(maxlen=spec.window)
         self._session: SessionBounds | None = None
         self.last_minute: int | None = None
 
-    def push(self, row: FeatureRow) -> None:
+    def push(self, row: FeatureRow, unavailable: tuple[str, ...] = ()) -> None:
         """Append a feature row; a row of a new session clears the window first."""
         session = session_of(row.minute)
         if session != self._session:
             self._rows.clear()
+            self._minutes.clear()
+            self._marks.clear()
             self._session = session
         self._rows.append(row.values)
+        self._minutes.append(row.minute)
+        self._marks.append(unavailable)
         self.last_minute = row.minute
+
+    def replace(self, row: FeatureRow, unavailable: tuple[str, ...] = ()) -> bool:
+        """Replace the row of ``row.minute`` if the window holds it; False otherwise."""
+        if session_of(row.minute) != self._session or row.minute not in self._minutes:
+            return False
+        index = self._minutes.index(row.minute)
+        if self._rows[index] == row.values and self._marks[index] == unavailable:
+            return False
+        self._rows[index] = row.values
+        self._marks[index] = unavailable
+        return True
+
+    @property
+    def unavailable(self) -> frozenset[str]:
+        """Every feature marked unavailable in a row of the window."""
+        return frozenset(name for marks in self._marks for name in marks)
 
     def observation(self, position: PositionFeatures = FLAT) -> Observation:
         return build_observation(list(self._rows), position, self.spec)

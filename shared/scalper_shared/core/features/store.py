@@ -50,6 +50,9 @@ class FeatureDay:
     low: FloatArray
     real: npt.NDArray[np.bool_]
     minutes_to_close: npt.NDArray[np.int32]
+    unavailable: tuple[str, ...] = ()
+    """Features of every row of the day computed without their inputs (``availability``: an equity
+    day without volume); older files without the array read as ()."""
 
     def __len__(self) -> int:
         return len(self.minutes)
@@ -80,7 +83,8 @@ def write_feature_day(root: Path, feature_day: FeatureDay) -> Path:
         with os.fdopen(fd, "wb") as handle:
             np.savez(handle, minutes=feature_day.minutes, values=feature_day.values, close=feature_day.close,
                      high=feature_day.high, low=feature_day.low, real=feature_day.real,
-                     minutes_to_close=feature_day.minutes_to_close, spec_hash=np.array(feature_day.spec_hash))
+                     minutes_to_close=feature_day.minutes_to_close, spec_hash=np.array(feature_day.spec_hash),
+                     unavailable=np.array(feature_day.unavailable, dtype=np.str_))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -92,7 +96,8 @@ def read_feature_day(path: Path, symbol: str, day: date) -> FeatureDay:
     with np.load(path, allow_pickle=False) as data:
         return FeatureDay(symbol=symbol, day=day, spec_hash=str(data["spec_hash"]), minutes=data["minutes"],
                           values=data["values"], close=data["close"], high=data["high"], low=data["low"],
-                          real=data["real"], minutes_to_close=data["minutes_to_close"])
+                          real=data["real"], minutes_to_close=data["minutes_to_close"],
+                          unavailable=tuple(str(x) for x in data["unavailable"]) if "unavailable" in data else ())
 
 
 def load_feature_days(root: Path, symbols: list[str] | tuple[str, ...], start: date, end: date,

@@ -45,8 +45,15 @@ class StrongSetupRule:
 STRONG_SETUP = StrongSetupRule()
 
 
-def strong_setup(values: npt.ArrayLike, rule: StrongSetupRule = STRONG_SETUP) -> npt.NDArray[np.int8]:
-    """+1 (call), -1 (put) or 0 for each market-feature row of ``values`` (shape ``(..., 21)``)."""
+def strong_setup(values: npt.ArrayLike, rule: StrongSetupRule = STRONG_SETUP,
+                 volume_available: bool | npt.ArrayLike = True) -> npt.NDArray[np.int8]:
+    """+1 (call), -1 (put) or 0 for each market-feature row of ``values`` (shape ``(..., 21)``).
+
+    ``volume_available`` (one flag, or one per row): False where the volume features are marked
+    unavailable (an equity imported without volume, ``core.features.availability``). The volume
+    condition then fails, so no setup fires: "at least normal volume" cannot be shown without volume,
+    and ``volume_z`` = 0 would otherwise pass it on every row.
+    """
     x = np.asarray(values, dtype=np.float64)
 
     def col(name: str) -> FloatArray:
@@ -55,7 +62,7 @@ def strong_setup(values: npt.ArrayLike, rule: StrongSetupRule = STRONG_SETUP) ->
     scale = PARAMS.clock_scale_minutes
     in_hours = ((col("minutes_since_open") * scale >= rule.min_minutes_since_open)
                 & (col("minutes_to_close") * scale >= rule.min_minutes_to_close)
-                & (col("volume_z") >= rule.min_volume_z))
+                & (col("volume_z") >= rule.min_volume_z) & np.asarray(volume_available, dtype=bool))
     low, high = rule.rsi_band
     up = _directional(col, 1.0, rule) & (col("rsi_centred") >= low) & (col("rsi_centred") <= high)
     down = _directional(col, -1.0, rule) & (col("rsi_centred") <= -low) & (col("rsi_centred") >= -high)
@@ -73,9 +80,9 @@ def _directional(col: Callable[[str], FloatArray], sign: float, rule: StrongSetu
     return out
 
 
-def setup_side(row: npt.ArrayLike, rule: StrongSetupRule = STRONG_SETUP) -> SetupSide:
+def setup_side(row: npt.ArrayLike, rule: StrongSetupRule = STRONG_SETUP, volume_available: bool = True) -> SetupSide:
     """The setup of a single market-feature row."""
-    return SetupSide(int(strong_setup(row, rule)))
+    return SetupSide(int(strong_setup(row, rule, volume_available)))
 
 
 def firing_rates(values: npt.ArrayLike, rule: StrongSetupRule = STRONG_SETUP) -> tuple[float, float]:
