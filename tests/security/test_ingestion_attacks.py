@@ -269,6 +269,28 @@ def test_a_postgresql_restart_mid_import_is_retried_with_backoff(
     assert stream_ids(redis_client, stream_prefix) == stored_ids(engine)
 
 
+def test_a_postgresql_restart_in_the_middle_of_a_write_is_retried_with_backoff(
+        engine, migrated_database_url, redis_client, stream_prefix, monkeypatch) -> None:  # noqa: ANN001
+    """The server goes away inside a slice's transaction (just before its COPY and upsert), not between
+    slices, where the pool's pre-ping already replaced the dead connection on 426f8f1."""
+    from scalper_shared.db import upsert
+
+    original, calls = upsert._stage_and_upsert, []
+
+    def restart_before_the_second_slice(*args, **kwargs):  # noqa: ANN002,ANN003,ANN202
+        calls.append(1)
+        if len(calls) == 2:
+            terminate_backends(migrated_database_url)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(upsert, "_stage_and_upsert", restart_before_the_second_slice)
+    producer = StreamProducer(redis_client, streams.MD_BARS, maxlen=100_000, prefix=stream_prefix)
+    total = run_backfill(ListSource(from_polygon_aggs(aggs(300), "SPY", "f")),
+                         BarWriter(engine, producer, clock=FakeClock(NOW), db_retry_s=30), slice_rows=100)
+    assert total.stored == 300 and stored_count(engine) == 300  # 426f8f1: OperationalError, exit 1
+    assert stream_ids(redis_client, stream_prefix) == stored_ids(engine)
+
+
 def test_a_file_with_a_broken_tail_says_what_it_committed_and_published(
         tmp_path, migrated_database_url, redis_url, stream_prefix) -> None:  # noqa: ANN001
     path = tmp_path / "broken_tail.csv.gz"
