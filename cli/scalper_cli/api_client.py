@@ -37,4 +37,9 @@ def checked(response: httpx.Response) -> dict[str, Any]:
     if response.status_code >= 400:
         errors.print(f"[bold red]error {response.status_code}:[/] {response.text}", highlight=False)
         raise typer.Exit(1)
-    return response.json()  # type: ignore[no-any-return]
+    body = response.json()
+    if not isinstance(body, dict):
+        errors.print(f"[bold red]error:[/] expected a JSON object from {response.url}, got {type(body).__name__}",
+                     highlight=False)
+        raise typer.Exit(1)
+    return body

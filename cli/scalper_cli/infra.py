@@ -295,7 +295,7 @@ def find_migrate() -> Callable[[str], object] | None:
             raise
     if isinstance(candidate, ModuleType):
         candidate = getattr(candidate, "migrate", None)
-    return candidate if callable(candidate) else None  # type: ignore[return-value]
+    return candidate if callable(candidate) else None
 
 
 def run_migrations(database_url: str) -> bool:

@@ -33,7 +33,8 @@ def render(result: PaperResult) -> None:
     for i in range(max(len(result.paper), len(result.backtest))):
         p = result.paper[i] if i < len(result.paper) else None
         b = result.backtest[i] if i < len(result.backtest) else None
-        symbol = (p or b).symbol if (p or b) is not None else "-"  # type: ignore[union-attr]
+        either = p or b
+        symbol = either.symbol if either is not None else "-"
         mark = "" if first is None or i < first.index else ("<- first difference" if i == first.index else "")
         table.add_row(str(i), symbol, *_cells(p), *_cells(b), mark)
     console.print(table)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import httpx
 from pydantic import BaseModel
@@ -48,6 +49,14 @@ logger = logging.getLogger(__name__)
 LOG_TAIL_LINES = 20
 
 
+@runtime_checkable
+class HttpSettings(Protocol):
+    """A service's settings with an HTTP server (every service in :data:`SERVICES`)."""
+
+    http_host: str
+    http_port: int
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     """One service: its name, the module ``python -m`` runs, and its settings class."""
@@ -58,7 +67,10 @@ class ServiceSpec:
 
     def load_settings_class(self) -> type[ServiceSettings]:
         module_name, class_name = self.settings_class.split(":")
-        return getattr(importlib.import_module(module_name), class_name)  # type: ignore[no-any-return]
+        cls = getattr(importlib.import_module(module_name), class_name)
+        if not (isinstance(cls, type) and issubclass(cls, ServiceSettings)):
+            raise TypeError(f"{self.settings_class} is not a ServiceSettings class")
+        return cls
 
 
 SERVICES: tuple[ServiceSpec, ...] = (
@@ -93,7 +105,9 @@ class Endpoint:
 def endpoint(spec: ServiceSpec) -> Endpoint:
     cls = spec.load_settings_class()
     settings = load_settings(cls)
-    return Endpoint(spec, settings.http_host, settings.http_port, env_name(cls, "http_port"))  # type: ignore[attr-defined]
+    if not isinstance(settings, HttpSettings):
+        raise TypeError(f"{spec.settings_class} has no http_port: the service serves no HTTP")
+    return Endpoint(spec, settings.http_host, settings.http_port, env_name(cls, "http_port"))
 
 
 def endpoints(specs: tuple[ServiceSpec, ...] = SERVICES) -> list[Endpoint]:

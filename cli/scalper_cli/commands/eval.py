@@ -21,12 +21,19 @@ from scalper_cli.api_client import ApiClientSettings, checked, client
 from scalper_cli.commands.premium import load_premium_config
 from scalper_cli.evaluation_report import download
 from scalper_cli.market_options import check_market, day_window
+from scalper_shared.core.premium import PremiumModelConfig
+from scalper_shared.schema.evaluation import (
+    EvaluationAccepted,
+    EvaluationMetrics,
+    EvaluationStatus,
+    EvaluationView,
+)
 from scalper_shared.settings import ServiceSettings, load_settings
 
 app = typer.Typer(help=__doc__)
 console = Console()
 errors = Console(stderr=True)
-TERMINAL = ("finished", "failed")
+TERMINAL = (EvaluationStatus.FINISHED, EvaluationStatus.FAILED)
 
 
 def request_body(model: str, start: date, end: date, symbols: str | None, seed: int, source: str,
@@ -43,36 +50,35 @@ def request_body(model: str, start: date, end: date, symbols: str | None, seed: 
     return body
 
 
-def follow(http: httpx.Client, evaluation_id: str, poll_s: float) -> dict[str, Any]:
+def follow(http: httpx.Client, evaluation_id: str, poll_s: float) -> EvaluationView:
     """Poll the evaluation with a progress bar until it ends; returns its last view."""
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
         task = bar.add_task(evaluation_id, total=1.0)
         while True:
-            view = checked(http.get(f"/v1/evaluations/{evaluation_id}"))
-            bar.update(task, completed=view["progress"], description=f"{evaluation_id} {view['status']}: {view['stage']}")
-            if view["status"] in TERMINAL:
+            view = EvaluationView.model_validate(checked(http.get(f"/v1/evaluations/{evaluation_id}")))
+            bar.update(task, completed=view.progress, description=f"{evaluation_id} {view.status}: {view.stage}")
+            if view.status in TERMINAL:
                 return view
             time.sleep(poll_s)
 
 
-def show(metrics: dict[str, Any]) -> None:
-    perf = metrics["performance"]
-    style = "bold red" if perf["total_pnl"] < 0 else "bold green"
-    console.print(f"[{style}]{metrics['summary']}[/]", highlight=False)
-    console.print(f"trades/day {metrics['trades_per_day']['mean_per_day']:.1f} | win rate {perf['win_rate']} | "
-                  f"profit factor {perf['profit_factor']} | max drawdown ${perf['max_drawdown']:,.2f} | "
-                  f"PSR {perf['probabilistic_sharpe_ratio']}", highlight=False)
-    fills = metrics.get("fills") or {}
-    if fills.get("mode") == "real":
-        agent = fills.get("agent") or {}
-        console.print(f"fills: {agent.get('real', 0)} of {agent.get('fills', 0)} of the agent's from real option bars "
-                      f"({fills.get('option_bars', 0)} bars stored), the rest from the premium model", highlight=False)
+def show(metrics: EvaluationMetrics) -> None:
+    perf = metrics.performance
+    style = "bold red" if perf.total_pnl < 0 else "bold green"
+    console.print(f"[{style}]{metrics.summary}[/]", highlight=False)
+    console.print(f"trades/day {metrics.trades_per_day.mean_per_day:.1f} | win rate {perf.win_rate} | "
+                  f"profit factor {perf.profit_factor} | max drawdown ${perf.max_drawdown:,.2f} | "
+                  f"PSR {perf.probabilistic_sharpe_ratio}", highlight=False)
+    agent = metrics.fills.of("agent")
+    if metrics.fills.mode == "real" and agent is not None:
+        console.print(f"fills: {agent.real} of {agent.fills} of the agent's from real option bars "
+                      f"({metrics.fills.option_bars} bars stored), the rest from the premium model", highlight=False)
 
 
 def run_local(model: str, start: date, end: date, symbols: str | None, seed: int, source: str, checkpoints: bool,
-              out: Path | None, premium: Any = None, data_seed: int = 0, data_edge: str = "none",
+              out: Path | None, premium: PremiumModelConfig | None = None, data_seed: int = 0, data_edge: str = "none",
               fills: str = "model") -> Path:
     from scalper_trainer.evaluation import run_evaluation
 
@@ -88,7 +94,7 @@ def run_local(model: str, start: date, end: date, symbols: str | None, seed: int
             seed=seed, data_source=source, data_seed=data_seed, data_edge=data_edge, checkpoints=checkpoints,
             premium=premium, fills=fills,
             progress=lambda fraction, stage: bar.update(task, completed=fraction, description=stage))
-    show(outcome.metrics)
+    show(EvaluationMetrics.model_validate(outcome.metrics))
     return outcome.paths.html
 
 
@@ -131,16 +137,16 @@ def evaluate(
         return
     settings = load_settings(ApiClientSettings)
     with client(settings) as http:
-        accepted = checked(http.post("/v1/evaluations",
-                                     json=request_body(model, first, last, symbols, seed, source, checkpoints,
-                                                       premium.model_dump(mode="json") if premium else None,
-                                                       synthetic_seed, synthetic_edge, fills)))
-        view = follow(http, accepted["id"], poll_s)
-        if view["status"] != "finished":
-            errors.print(f"[red]evaluation {view['id']} failed:[/] {view.get('error')}", highlight=False)
+        accepted = EvaluationAccepted.model_validate(checked(http.post(
+            "/v1/evaluations", json=request_body(model, first, last, symbols, seed, source, checkpoints,
+                                                 premium.model_dump(mode="json") if premium else None,
+                                                 synthetic_seed, synthetic_edge, fills))))
+        view = follow(http, accepted.id, poll_s)
+        if view.status is not EvaluationStatus.FINISHED or view.metrics is None:
+            errors.print(f"[red]evaluation {view.id} failed:[/] {view.error}", highlight=False)
             raise typer.Exit(1)
-        show(view["metrics"])
+        show(view.metrics)
         if out is not None:
-            console.print(f"report: {download(http, view['id'], out)}", highlight=False)
+            console.print(f"report: {download(http, view.id, out)}", highlight=False)
         else:
-            console.print(f"report: {settings.api_url}{view['report_url']}", highlight=False)
+            console.print(f"report: {settings.api_url}{view.report_url}", highlight=False)

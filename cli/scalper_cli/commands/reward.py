@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -30,7 +30,7 @@ TERM_LABELS = {"pnl": "pnl%", "mark_to_market": "mtm%", "scalp_tier": "tier%", "
 """Short column labels: each term's signed share of the reward (term / sum of |terms|), in percent."""
 
 
-def render(document: dict) -> Table:  # type: ignore[type-arg]
+def render(document: dict[str, Any]) -> Table:
     """The audit as a table: policies by P&L (per symbol-day, "sd"), reward and each term's share of it."""
     spearman = document["spearman"]
     table = Table(title=f"reward audit, preset {document['preset']}: {document['symbol_days']} symbol-days, "

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from scalper_cli.api_client import ApiClientSettings, checked, client
+from scalper_shared.schema.studies import StudyAccepted, StudyView
 from scalper_shared.settings import load_settings
 
 app = typer.Typer(help=__doc__, no_args_is_help=True)
@@ -59,51 +60,49 @@ def _day(text: str, option: str) -> str:
         raise typer.BadParameter(f"{text!r} is not a date (YYYY-MM-DD)", param_hint=option) from None
 
 
-def follow(http: httpx.Client, name: str, poll_s: float) -> dict[str, Any]:
+def follow(http: httpx.Client, name: str, poll_s: float) -> StudyView:
     """Poll the study until every trial ended and its report is written (the best model registered)."""
     last = ""
     while True:
-        view = checked(http.get(f"/v1/studies/{name}"))
-        line = ", ".join(f"{n} {state}" for state, n in sorted(view["states"].items()))
+        view = StudyView.model_validate(checked(http.get(f"/v1/studies/{name}")))
+        line = ", ".join(f"{n} {state}" for state, n in sorted(view.states.items()))
         if line != last:
             console.print(f"study {name}: {line}", highlight=False)
             last = line
-        if view["finished"] and view.get("report"):
+        if view.finished and view.report:
             return view
         time.sleep(poll_s)
 
 
-def render_status(view: dict[str, Any]) -> None:
-    table = Table(title=f"study {view['name']}: {view['objective']}")
+def render_status(view: StudyView) -> None:
+    table = Table(title=f"study {view.name}: {view.objective}")
     for column in ("#", "slot", "state", "value", "setup BUY", "trades/day", "Spearman", "parameters"):
         table.add_column(column, overflow="fold")
-    for t in view["trials"]:
-        attrs = t.get("attrs", {})
-        table.add_row(str(t["number"]), str(t.get("slot")), t["state"], _money(t.get("value")),
-                      _fmt(attrs.get("setup_buy_rate")), _fmt(attrs.get("trades_per_day")),
-                      _fmt(attrs.get("reward_spearman")),
-                      ", ".join(f"{k}={_fmt(v)}" for k, v in t["params"].items()))
+    for t in view.trials:
+        table.add_row(str(t.number), str(t.slot), t.state, _money(t.value),
+                      _fmt(t.attrs.get("setup_buy_rate")), _fmt(t.attrs.get("trades_per_day")),
+                      _fmt(t.attrs.get("reward_spearman")),
+                      ", ".join(f"{k}={_fmt(v)}" for k, v in t.params.items()))
     console.print(table)
-    states = ", ".join(f"{n} {s}" for s, n in sorted(view["states"].items()))
-    console.print(f"{states} of {view['trials_requested']}; "
-                  f"{'ended' if view['finished'] else 'running'}", highlight=False)
+    states = ", ".join(f"{n} {s}" for s, n in sorted(view.states.items()))
+    console.print(f"{states} of {view.trials_requested}; {'ended' if view.finished else 'running'}", highlight=False)
     render_best(view)
 
 
-def render_best(view: dict[str, Any]) -> None:
-    best = view.get("best")
+def render_best(view: StudyView) -> None:
+    best = view.best
     if best is None:
         console.print("no trial completed yet", highlight=False)
         return
-    walk = best["attrs"].get("walk_forward", {})
-    console.print(f"best trial {best['number']}: {_money(best['value'])} per account-day "
+    walk = best.attrs.get("walk_forward", {})
+    console.print(f"best trial {best.number}: {_money(best.value)} per account-day "
                   f"(interval {_money(walk.get('ci_low'))} .. {_money(walk.get('ci_high'))}, "
-                  f"{walk.get('days', 0)} validation days); model {view.get('best_model_id') or '-'}",
+                  f"{walk.get('days', 0)} validation days); model {view.best_model_id or '-'}",
                   highlight=False)
-    for name, b in best["attrs"].get("baselines", {}).items():
+    for name, b in best.attrs.get("baselines", {}).items():
         console.print(f"  vs {name}: {_money(b['mean_daily_difference'])} per day "
                       f"[{_money(b['ci_low'])} .. {_money(b['ci_high'])}]", highlight=False)
-    console.print(json.dumps(best["params"], indent=1), highlight=False)
+    console.print(json.dumps(best.params, indent=1), highlight=False)
 
 
 def _fmt(value: Any) -> str:
@@ -147,8 +146,8 @@ def create(
     body = request_body(name, preset, trials, timesteps, symbols, start, end, folds, space, seed, source,
                         checkpoint_every, pruner)
     with client(load_settings(ApiClientSettings)) as http:
-        accepted = checked(http.post("/v1/studies", json=body))
-        console.print(f"study {accepted['name']}: {len(accepted['trial_jobs'])} trial jobs queued", highlight=False)
+        accepted = StudyAccepted.model_validate(checked(http.post("/v1/studies", json=body)))
+        console.print(f"study {accepted.name}: {len(accepted.trial_jobs)} trial jobs queued", highlight=False)
         if wait:
             render_status(follow(http, name, poll_s))
 
@@ -157,7 +156,7 @@ def create(
 def status(name: Annotated[str, typer.Argument(help="Study name")]) -> None:
     """Every trial: state, value, attributes and parameters; the best trial."""
     with client(load_settings(ApiClientSettings)) as http:
-        render_status(checked(http.get(f"/v1/studies/{name}")))
+        render_status(StudyView.model_validate(checked(http.get(f"/v1/studies/{name}"))))
 
 
 @app.command()
@@ -165,12 +164,12 @@ def best(name: Annotated[str, typer.Argument(help="Study name")],
          as_json: Annotated[bool, typer.Option("--json", help="The best trial as JSON")] = False) -> None:
     """The best trial: value, interval, baselines, parameters and its registered model."""
     with client(load_settings(ApiClientSettings)) as http:
-        view = checked(http.get(f"/v1/studies/{name}"))
+        view = StudyView.model_validate(checked(http.get(f"/v1/studies/{name}")))
     if as_json:
-        console.print_json(json.dumps({"best": view.get("best"), "best_model_id": view.get("best_model_id")}))
+        console.print_json(view.model_dump_json(include={"best", "best_model_id"}))
         return
     render_best(view)
-    if view.get("best") is None:
+    if view.best is None:
         raise typer.Exit(1)
 
 

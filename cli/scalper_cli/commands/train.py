@@ -20,12 +20,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from scalper_cli.api_client import ApiClientSettings, checked, client
 from scalper_cli.commands.premium import load_premium_config
 from scalper_cli.market_options import check_market
+from scalper_shared.schema.training import JobState, TrainingJobAccepted, TrainingJobView
+from scalper_shared.schema.training import Progress as JobProgress
 from scalper_shared.settings import load_settings
 
 app = typer.Typer(help=__doc__)
 console = Console()
 errors = Console(stderr=True)
-TERMINAL_STATES = ("finished", "failed", "cancelled")
+TERMINAL_STATES = (JobState.FINISHED, JobState.FAILED, JobState.CANCELLED)
 
 
 def request_body(symbols: str, start: date, end: date, validation_days: int, timesteps: int, seed: int,
@@ -45,33 +47,30 @@ def request_body(symbols: str, start: date, end: date, validation_days: int, tim
     return body
 
 
-def follow(http: httpx.Client, job_id: str, poll_s: float) -> dict[str, Any]:
+def follow(http: httpx.Client, job_id: str, poll_s: float) -> TrainingJobView:
     """Poll the job, drawing a progress bar, until it ends; returns its last status."""
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
                TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
     with Progress(*columns, console=console) as bar:
         task = bar.add_task(job_id, total=None, rate="")
         while True:
-            view = checked(http.get(f"/v1/training-jobs/{job_id}"))
-            progress = view.get("progress") or {}
-            bar.update(task, completed=progress.get("steps", 0), total=progress.get("total_steps") or None,
-                       description=f"{job_id} {view['state']}",
-                       rate=f"{progress.get('steps_per_second', 0):,.0f} steps/s")
-            if view["state"] in TERMINAL_STATES:
+            view = TrainingJobView.model_validate(checked(http.get(f"/v1/training-jobs/{job_id}")))
+            progress = view.progress or JobProgress()
+            bar.update(task, completed=progress.steps, total=progress.total_steps or None,
+                       description=f"{job_id} {view.state}", rate=f"{progress.steps_per_second:,.0f} steps/s")
+            if view.state in TERMINAL_STATES:
                 return view
             time.sleep(poll_s)
 
 
-def render(view: dict[str, Any]) -> None:
+def render(view: TrainingJobView) -> None:
     from scalper_cli.diagnostics_table import render_diagnostics
-    from scalper_shared.schema.training import Diagnostics
 
-    diagnostics = [Diagnostics.model_validate(d) for d in view.get("diagnostics", [])]
-    render_diagnostics(console, diagnostics, view.get("warnings", []), f"job {view['id']}: {view['state']}")
-    if view.get("model_id"):
-        console.print(f"model: {view['model_id']}", highlight=False)
-    if view.get("error"):
-        errors.print(f"[red]error:[/] {view['error']}", highlight=False)
+    render_diagnostics(console, view.diagnostics, view.warnings, f"job {view.id}: {view.state}")
+    if view.model_id:
+        console.print(f"model: {view.model_id}", highlight=False)
+    if view.error:
+        errors.print(f"[red]error:[/] {view.error}", highlight=False)
 
 
 @app.callback(invoke_without_command=True)
@@ -118,14 +117,14 @@ def train(
         return
     settings = load_settings(ApiClientSettings)
     with client(settings) as http:
-        accepted = checked(http.post("/v1/training-jobs", json=body,
-                                    headers={"Idempotency-Key": idempotency_key or uuid.uuid4().hex}))
-        console.print(f"training job {accepted['id']} {accepted['state']}", highlight=False)
+        accepted = TrainingJobAccepted.model_validate(checked(http.post(
+            "/v1/training-jobs", json=body, headers={"Idempotency-Key": idempotency_key or uuid.uuid4().hex})))
+        console.print(f"training job {accepted.id} {accepted.state}", highlight=False)
         if not wait:
             return
-        view = follow(http, accepted["id"], poll_s)
+        view = follow(http, accepted.id, poll_s)
         render(view)
-        if view["state"] != "finished":
+        if view.state is not JobState.FINISHED:
             raise typer.Exit(1)
 
 

@@ -16,6 +16,7 @@ import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Response, status
 from fastapi.responses import FileResponse
@@ -69,7 +70,7 @@ class EvaluationJobs:
         return evaluation_id
 
 
-def evaluation_view(row: dict) -> EvaluationView:  # type: ignore[type-arg]
+def evaluation_view(row: dict[str, Any]) -> EvaluationView:
     finished = row["status"] == EvaluationStatus.FINISHED.value
     return EvaluationView(
         id=row["id"], model_id=row["model_id"], status=row["status"], request=row["request"],
@@ -87,7 +88,7 @@ NOT_FINISHED = {"description": "The evaluation has not finished: no report yet"}
 def evaluations_router(jobs: EvaluationJobs, auth: Authenticator) -> APIRouter:
     router = APIRouter(prefix="/v1/evaluations", tags=["evaluations"])
 
-    def _row(evaluation_id: str) -> dict:  # type: ignore[type-arg]
+    def _row(evaluation_id: str) -> dict[str, Any]:
         row = load_evaluation(jobs.engine, evaluation_id)
         if row is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no evaluation {evaluation_id!r}")

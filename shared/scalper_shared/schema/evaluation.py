@@ -63,6 +63,104 @@ class EvaluationRequest(BaseModel):
         return self
 
 
+class Performance(BaseModel):
+    """One policy's P&L figures over the window, after costs (dollars)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    total_pnl: float
+    mean_daily_pnl: float
+    trades: int
+    win_rate: float | None = Field(description="Share of trades with a positive P&L; None without trades")
+    profit_factor: float | None = Field(description="Gross wins / gross losses; None without a loss")
+    max_drawdown: float = Field(description="Largest peak-to-trough fall of the daily equity curve")
+    daily_sharpe: float | None
+    annualised_sharpe: float | None
+    probabilistic_sharpe_ratio: float | None = Field(description="P(true Sharpe > 0), Bailey & Lopez de Prado")
+    winning_days: int
+    losing_days: int
+
+
+class TradesPerDay(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    mean_per_day: float
+    min_per_day: float
+    max_per_day: float
+    mean_per_symbol_day: float
+    target_band: tuple[float, float]
+    in_target_band: bool
+
+
+class BaselineComparison(BaseModel):
+    """Agent minus one baseline: paired bootstrap interval of the mean daily P&L difference."""
+
+    model_config = ConfigDict(frozen=True)
+
+    baseline_total_pnl: float
+    mean_daily_difference: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+    ci_includes_zero: bool
+
+
+class Significance(BaseModel):
+    """The agent against every baseline (``vs``); the top-level figures are against the best one."""
+
+    model_config = ConfigDict(frozen=True)
+
+    best_baseline: str | None
+    best_baseline_total_pnl: float | None = None
+    mean_daily_difference: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    confidence: float | None = None
+    ci_includes_zero: bool | None = None
+    days: int = 0
+    method: str | None = None
+    vs: dict[str, BaselineComparison] = Field(default_factory=dict)
+
+
+class RealFillCounts(BaseModel):
+    """``fills real``: how many of a policy's fills were priced from stored option bars."""
+
+    model_config = ConfigDict(frozen=True)
+
+    fills: int
+    real: int
+    model: int
+    real_share: float | None
+
+
+class FillSummary(BaseModel):
+    """Where the fill prices came from: the premium model, or real option bars (counts per policy name)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    mode: Literal["model", "real"]
+    option_bars: int = 0
+
+    def of(self, policy: str) -> RealFillCounts | None:
+        """The counts of ``policy`` (``agent`` or a baseline's name) in ``real`` mode."""
+        counts = (self.model_extra or {}).get(policy)
+        return None if counts is None else RealFillCounts.model_validate(counts)
+
+
+class EvaluationMetrics(BaseModel):
+    """``metrics.json`` (and ``GET /v1/evaluations/{id}`` ``metrics``): the sections read by programs
+    are typed; the report's other sections (trades, price days, stop loss, rotation, stability, ...)
+    stay JSON under their names."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    summary: str = Field(description="The verdict in one sentence")
+    performance: Performance
+    trades_per_day: TradesPerDay
+    significance: Significance
+    fills: FillSummary = FillSummary(mode="model")
+
+
 class EvaluationAccepted(BaseModel):
     """``POST /v1/evaluations`` answer (202)."""
 
@@ -81,7 +179,7 @@ class EvaluationView(BaseModel):
     progress: float
     stage: str
     summary: str | None = None
-    metrics: dict[str, Any] | None = None
+    metrics: EvaluationMetrics | None = None
     report_url: str | None = None
     error: str | None = None
     created_at: datetime

@@ -23,6 +23,7 @@ from scalper_shared.core.premium import PremiumModelConfig
 from scalper_shared.core.rewards import RewardConfig
 from scalper_shared.core.risk import saved_risk_config
 from scalper_shared.db.training import load_diagnostics
+from scalper_shared.schema.evaluation import EvaluationMetrics
 from scalper_shared.schema.training import Diagnostics
 from scalper_trainer.env import EnvConfig, EpisodeSet, MarketTape, load_episodes, synthetic_episodes
 from scalper_trainer.evaluation.engine import EvaluationResult, evaluate
@@ -159,6 +160,7 @@ def run_evaluation(model: str | Path | ModelArtifact, start: date, end: date, *,
     metrics = build_metrics(agent, baselines, config, model=model_info, window=window, stability=stability, seed=seed,
                             diagnostics=diagnostics)
     metrics["fills"] = fill_summary
+    EvaluationMetrics.model_validate(metrics)  # the typed sections programs read (the CLI, the demo) hold
     paths = write_report(metrics, agent, baselines, out_dir)
     logger.info("model %s evaluated on %s..%s: %s", artifact.model_id, start, end, metrics["summary"])
     report(1.0, "done")
