@@ -147,6 +147,18 @@ def test_the_same_decision_under_a_new_envelope_id_is_not_executed_twice() -> No
     assert len(first.orders) == 1 and not again.orders and not again.events
 
 
+def test_the_same_trim_under_a_new_envelope_id_does_not_sell_twice() -> None:
+    engine = make_engine(contracts=10)
+    n = warm(engine, "SPY", 600.0)
+    fill_all(engine, engine.on_decision(decision("SPY", n - 1, Action.BUY_CALL), "buy"))
+    engine.on_bar(bar("SPY", n, 600.0))
+    first = engine.on_decision(decision("SPY", n, Action.TRIM_50), "envelope-1")
+    fill_all(engine, first)
+    again = engine.on_decision(decision("SPY", n, Action.TRIM_50), "envelope-2")
+    assert [o.order.contracts for o in first.orders] == [5]
+    assert not again.orders  # 426f8f1 sold 3 more: the replayed TRIM_50 trimmed the remaining 5
+
+
 # -- item 3: unknown symbols ----------------------------------------------------------------------
 
 def test_a_decision_for_a_symbol_without_an_option_spec_is_a_stored_denial_not_an_error() -> None:
