@@ -68,3 +68,21 @@ def test_a_paused_owner_whose_lease_expired_can_neither_publish_nor_write_after_
         repository.check_fence(connection, "features", second.token)
     standby.release()
     assert redis_client.get(key) is None
+
+
+def test_an_owner_recovers_its_lease_after_redis_lost_the_token_counter(
+        redis_client: redis.Redis, stream_prefix: str, db: Engine) -> None:
+    from scalper_features.main import Ownership
+    from scalper_features.pipeline import FeaturePipeline
+
+    with db.begin() as connection:  # an earlier owner (before a Redis restart without persistence) had token 7
+        repository.claim_fence(connection, "features", 7, "old")
+    producer = StreamProducer(redis_client, streams.FEATURES_VECTORS, maxlen=1000, prefix=stream_prefix)
+    pipeline = FeaturePipeline(("SPY", "QQQ"), db, producer, SystemClock(), wait_s=1.0, universe="features")
+    ownership = Ownership(Lease(redis_client, stream_prefix + "features:lease:features", "new", 5000), pipeline)
+    with pytest.raises(repository.FenceLost):
+        ownership.keep()  # token 1 from the fresh counter: refused by the fence
+    assert not ownership.owned
+    ownership.lease.release()
+    ownership.keep()
+    assert ownership.owned and ownership.lease.fence is not None and ownership.lease.fence.token == 8

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from scalper_features import metrics
 from scalper_features.pipeline import FeaturePipeline
+from scalper_features.repository import FenceLost
 from scalper_features.settings import FeaturesSettings
 from scalper_shared.bus import ConsumerConfig, ConsumerRunner, StreamProducer
 from scalper_shared.bus.lease import Lease
@@ -57,7 +58,12 @@ class Ownership:
             logger.warning("lease %s unreachable (%s): standing by", self.lease.key, exc)
             fence = None
         if fence is not None and not self.owned:
-            self.pipeline.take_ownership(fence, self.lease.owner)
+            try:
+                self.pipeline.take_ownership(fence, self.lease.owner)
+            except FenceLost as lost:  # e.g. Redis restarted without its token counter
+                if lost.stored is not None:
+                    self.lease.raise_token_floor(lost.stored)
+                raise
             self._owned.set()
             metrics.OWNER.set(1)
         elif fence is None and self.owned:

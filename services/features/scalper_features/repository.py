@@ -149,7 +149,11 @@ def stored_features(connection: Connection, symbols: Sequence[str], spec_hash: s
 
 
 class FenceLost(RuntimeError):
-    """A newer owner of the universe took over: this one must stop writing."""
+    """A newer owner of the universe took over: this one must stop writing. ``stored``: the fence's token."""
+
+    def __init__(self, message: str, stored: int | None = None) -> None:
+        super().__init__(message)
+        self.stored = stored
 
 
 def claim_fence(connection: Connection, universe: str, token: int, owner: str) -> None:
@@ -160,7 +164,9 @@ def claim_fence(connection: Connection, universe: str, token: int, owner: str) -
                                         where=feature_owners.c.token <= token)
                  .returning(feature_owners.c.token))
     if connection.execute(statement).scalar_one_or_none() is None:
-        raise FenceLost(f"universe {universe}: a newer owner than token {token} holds the fence")
+        stored = connection.execute(select(feature_owners.c.token)
+                                    .where(feature_owners.c.universe == universe)).scalar_one_or_none()
+        raise FenceLost(f"universe {universe}: the fence holds token {stored}, newer than {token}", stored)
 
 
 def check_fence(connection: Connection, universe: str, token: int) -> None:
@@ -169,7 +175,7 @@ def check_fence(connection: Connection, universe: str, token: int) -> None:
     stored = connection.execute(select(feature_owners.c.token).where(feature_owners.c.universe == universe)
                                 .with_for_update(read=True)).scalar_one_or_none()
     if stored != token:
-        raise FenceLost(f"universe {universe}: fence holds token {stored}, this owner has {token}")
+        raise FenceLost(f"universe {universe}: fence holds token {stored}, this owner has {token}", stored)
 
 
 def bar_input(t_ms: int, o: float, h: float, l: float, c: float, v: float | None) -> BarInput:  # noqa: E741

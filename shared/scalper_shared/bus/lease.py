@@ -4,7 +4,7 @@
 the fencing counter, so every acquisition gets a larger token) or renews it when this owner holds
 it; it returns the held :class:`Fence` or None. Call it every ``ttl_ms / 3``: an owner that stops
 renewing (crash, pause, partition) loses the lease after ``ttl_ms`` and a standby's next ``hold``
-takes it. The fence's ``value`` (``<owner>:<token>``) is what a producer checks atomically with its
+takes it (``raise_token_floor`` keeps tokens growing when Redis lost its counter). The fence's ``value`` (``<owner>:<token>``) is what a producer checks atomically with its
 ``XADD`` (``StreamProducer.publish_many(..., fence=)``), so a stale owner can never publish; writers
 of a database store the token and refuse to write under an older one.
 """
@@ -33,6 +33,15 @@ local token = redis.call('INCR', KEYS[2])
 local value = ARGV[1] .. ':' .. token
 redis.call('SET', KEYS[1], value, 'PX', ARGV[2])
 return value
+"""
+
+# KEYS: token counter. ARGV: floor. The counter never goes below the floor.
+_FLOOR = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+return 1
 """
 
 _RELEASE = """
@@ -69,6 +78,7 @@ class Lease:
         self._client = client
         self._hold = client.register_script(_HOLD)
         self._release = client.register_script(_RELEASE)
+        self._floor = client.register_script(_FLOOR)
         self.fence: Fence | None = None
 
     def hold(self) -> Fence | None:
@@ -83,6 +93,11 @@ class Lease:
             elif previous is not None:
                 logger.warning("%s lost lease %s (token %s)", self.owner, self.key, previous.token)
         return self.fence
+
+    def raise_token_floor(self, token: int) -> None:
+        """Make the next acquisition's token larger than ``token`` (a fence stored elsewhere holds it:
+        the counter was lost with a Redis restart without persistence)."""
+        self._floor(keys=[self.key + ":token"], args=[token])
 
     def release(self) -> None:
         """Give the lease up now (clean shutdown) so a standby takes over without waiting for the TTL."""
