@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -24,7 +25,12 @@ from rq.serializers import JSONSerializer
 from scalper_shared import studies
 from scalper_shared.db import make_engine
 from scalper_shared.db.evaluations import create_evaluation, load_evaluation
-from scalper_shared.runtime.rq_jobs import JobPreempted, note_abandoned, note_evaluation_interrupted
+from scalper_shared.runtime.rq_jobs import (
+    JobPreempted,
+    note_abandoned,
+    note_evaluation_interrupted,
+    run_sweeper,
+)
 from scalper_shared.schema.evaluation import EvaluationRequest
 from scalper_shared.schema.training import JobState
 from scalper_trainer.local import LocalStatus
@@ -169,6 +175,38 @@ def test_an_evaluation_whose_worker_stops_is_requeued_and_its_row_says_so(
     finally:
         if worker.poll() is None:
             worker.kill()
+        queue.empty()
+        queue.delete(delete_jobs=True)
+        engine.dispose()
+
+
+def test_an_evaluation_whose_worker_died_is_marked_failed_by_the_sweep_thread(
+        redis_url: str, redis_client: redis.Redis, stream_prefix: str, migrated_database_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", migrated_database_url)  # the sweeping (policy) process's settings
+    engine = make_engine(migrated_database_url)
+    create_evaluation(engine, "eval-dead", EvaluationRequest(model_id="m", start=date(2025, 7, 7),
+                                                             end=date(2025, 7, 8)))
+    queue = Queue(stream_prefix + "evaluation", connection=redis_client, serializer=JSONSerializer)
+    queue.enqueue("tests.fakes.cooperative_job.evaluate_without_checkpoints", "eval-dead", 600, job_id="eval-dead",
+                  job_timeout=900, on_failure=Callback(note_evaluation_interrupted))
+    worker = start_worker(redis_url, queue, database_url=migrated_database_url)
+    stop = threading.Event()
+    sweeper = threading.Thread(target=run_sweeper, args=([queue], 0.5, stop), daemon=True)
+    try:
+        wait_until(lambda: (load_evaluation(engine, "eval-dead") or {}).get("status") == "running", 30,
+                   "the evaluation to run", poll_s=0.2)
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+        sweeper.start()
+        wait_until(lambda: (load_evaluation(engine, "eval-dead") or {}).get("status") == "failed", 30,
+                   lambda: f"the row to say so (still {load_evaluation(engine, 'eval-dead')})", poll_s=0.2)
+        row = load_evaluation(engine, "eval-dead")
+        assert row is not None and "its worker died" in row["error"]  # was "running" forever
+    finally:
+        stop.set()
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
         queue.empty()
         queue.delete(delete_jobs=True)
         engine.dispose()
