@@ -44,8 +44,8 @@ def packages_copy(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_the_contracts_cover_packages_the_pure_core_and_cycles() -> None:
-    assert {"packages", "pure-core", "acyclic"} <= contract_ids()
+def test_the_contracts_cover_packages_the_pure_core_the_thin_cli_and_cycles() -> None:
+    assert {"packages", "pure-core", "thin-cli", "acyclic"} <= contract_ids()
     config = tomllib.loads(CONFIG.read_text("utf-8"))["tool"]["importlinter"]
     assert set(config["root_packages"]) == {path.name for path in PACKAGE_DIRS}, (
         "every first-party package must be a root package of the import contracts")
@@ -72,11 +72,13 @@ def test_the_unmodified_copy_keeps_every_contract(packages_copy: Path) -> None:
      "scalper_execution is not allowed to import scalper_cli"),
     ("pure-core", "scalper_shared/core/uses_schema.py", "from scalper_shared.schema import messages\n",
      "scalper_shared.core is not allowed to import scalper_shared.schema"),
+    ("thin-cli", "scalper_cli/uses_torch.py", "def threads() -> int:\n    import torch\n\n    return torch.get_num_threads()\n",
+     "scalper_cli is not allowed to import torch"),
     # jobs imports env (through environments); env importing jobs back closes a cycle
     ("acyclic", "scalper_trainer/env/uses_jobs.py", "import scalper_trainer.jobs\n",
      "No cycles are allowed in scalper_trainer"),
 ], ids=["service-imports-service", "shared-imports-service", "service-imports-cli", "core-imports-schema",
-        "cycle-inside-a-service"])
+        "cli-imports-torch", "cycle-inside-a-service"])
 def test_a_forbidden_import_breaks_its_contract(packages_copy: Path, contract: str, module: str, source: str,
                                                 expected: str) -> None:
     (packages_copy / module).write_text(source)

@@ -155,10 +155,6 @@ def train_here(body: dict[str, Any], out: Path) -> None:
         errors.print(f"[red]invalid training config:[/] {error.errors()[0]['msg']}", highlight=False)
         raise typer.Exit(2) from None
     settings = load_settings(TrainerSettings)
-    if settings.torch_threads:  # as the worker does (TRAINER_TORCH_THREADS)
-        import torch
-
-        torch.set_num_threads(settings.torch_threads)
     migrate(settings.database_url)
     engine = make_engine(settings.database_url)
     job_id = f"local-{uuid.uuid4().hex[:16]}"
@@ -176,7 +172,7 @@ def train_here(body: dict[str, Any], out: Path) -> None:
                            rate=f"{progress.get('steps_per_second', 0):,.0f} steps/s")
 
             result = train_locally(config, job_id=job_id, engine=engine, artifacts_dir=settings.artifacts_dir,
-                                   out_dir=out, on_status=show, stop=stop)
+                                   out_dir=out, on_status=show, stop=stop, torch_threads=settings.torch_threads)
     except MissingBars as error:
         errors.print(f"[red]error:[/] {error}", highlight=False)
         raise typer.Exit(2) from None

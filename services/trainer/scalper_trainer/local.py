@@ -62,8 +62,14 @@ def diagnostics_rows(diagnostics: list[Diagnostics]) -> list[dict[str, Any]]:
 
 def train_locally(config: TrainConfig, *, job_id: str, engine: Engine, artifacts_dir: Path, out_dir: Path,
                   on_status: Callable[[dict[str, Any]], None] | None = None, stop: StopFlag | None = None,
-                  env_factory: EnvFactory = default_env_factory) -> RunResult:
-    """Train ``config`` here; write ``out_dir/diagnostics.json`` (and ``out_dir/model_id`` when it finished)."""
+                  env_factory: EnvFactory = default_env_factory, torch_threads: int = 0) -> RunResult:
+    """Train ``config`` here; write ``out_dir/diagnostics.json`` (and ``out_dir/model_id`` when it finished).
+    ``torch_threads``: torch's intra-op threads, as the worker sets them (``TRAINER_TORCH_THREADS``; 0 keeps
+    torch's default)."""
+    if torch_threads:
+        import torch
+
+        torch.set_num_threads(torch_threads)
     out_dir.mkdir(parents=True, exist_ok=True)
     run = TrainingRun(config, job_id, artifacts_dir=artifacts_dir, engine=engine, env_factory=env_factory,
                       status=LocalStatus(on_status), cancel=stop or StopFlag())
