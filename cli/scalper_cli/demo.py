@@ -37,7 +37,6 @@ from scalper_cli import stack
 from scalper_cli.settings import StackSettings
 from scalper_shared.bus import ENVELOPE_FIELD, StreamProducer
 from scalper_shared.clock import SystemClock, uuid_ids
-from scalper_shared.core.risk import RiskConfig
 from scalper_shared.runtime.api_security import API_KEY_HEADER, ApiKeyRecord, Scope, hash_key
 from scalper_shared.schema import CODEC, Bar, Envelope, Session, make_envelope, streams
 
@@ -98,17 +97,11 @@ def new_api_key() -> tuple[str, ApiKeyRecord]:
     return key, ApiKeyRecord(name="demo", sha256=hash_key(key), scopes=frozenset({Scope.ADMIN}))
 
 
-def service_environment(record: ApiKeyRecord, plan: DemoPlan, risk: RiskConfig,
-                        now: datetime | None = None) -> dict[str, str]:
-    """What the demo adds to the services' environment: its key, live feed off, deterministic paper
-    mode under the model's risk-and-sizing config, and decisions on a replayed (old) day not rejected as stale."""
-    now = now or datetime.now(UTC)
-    paper_age_s = (now - datetime.combine(plan.paper_day, datetime.min.time(), UTC)).total_seconds()
+def service_environment(record: ApiKeyRecord) -> dict[str, str]:
+    """What the demo adds to the services' environment: its key and the live feed off. Nothing for the
+    paper day: it runs in a namespace of its own with default settings (:mod:`scalper_cli.paper_services`)."""
     entry = {"name": record.name, "sha256": record.sha256, "scopes": sorted(s.value for s in record.scopes)}
-    return {"API_KEYS": json.dumps([entry]), "INGESTION_LIVE": "false", "PAPER_DETERMINISTIC": "true",
-            "EXECUTION_BROKER": "paper", "EXECUTION_RISK_CONFIG": risk.model_dump_json(),
-            "FEATURES_SYMBOLS": ",".join(TRADED_SYMBOLS),
-            "POLICY_DECISION_MAX_AGE_S": str(int(max(paper_age_s, 0) + 30 * 86_400))}
+    return {"API_KEYS": json.dumps([entry]), "INGESTION_LIVE": "false", "FEATURES_SYMBOLS": ",".join(TRADED_SYMBOLS)}
 
 
 @dataclass
@@ -383,13 +376,12 @@ def promote_model(ctx: DemoContext, timeout_s: float = 60.0) -> str:
 
 def paper_day(ctx: DemoContext) -> str:
     """Replay the paper day through the live services and compare their trades with the backtest."""
+    from scalper_cli.paper_services import run_paper
     from scalper_cli.paper_table import render
-    from scalper_ingestion.replay import replay_days
-    from scalper_trainer.evaluation.paper import PaperTarget, run_paper_day
+    from scalper_trainer.evaluation.paper import PaperRequest
 
-    target = PaperTarget(ctx.redis_url, ctx.database_url, ctx.settings.stream_prefix, TRADED_SYMBOLS,
-                         ctx.facts["artifact_dir"], stream_maxlen=ctx.settings.stream_maxlen)
-    result = run_paper_day(target, ctx.facts["model_id"], ctx.plan.paper_day, speed=0.0, replay=replay_days)
+    result = run_paper(PaperRequest(ctx.facts["artifact_dir"], ctx.plan.paper_day, ctx.redis_url, ctx.database_url,
+                                    ctx.settings.stream_prefix, stream_maxlen=ctx.settings.stream_maxlen))
     render(result)
     ctx.facts["paper"] = result
     first = result.first_difference
@@ -529,7 +521,7 @@ def run_demo(settings: StackSettings, console: Console, steps: list[tuple[str, S
 
     key, record = new_api_key()
     plan = plan or DemoPlan()
-    ctx = DemoContext(settings, console, plan, key, service_environment(record, plan, RiskConfig()))
+    ctx = DemoContext(settings, console, plan, key, service_environment(record))
     results: list[StepResult] = []
     try:
         results = run_steps(ctx, steps)

@@ -39,8 +39,8 @@ def render(result: PaperResult) -> None:
         table.add_row(str(i), symbol, *_cells(p), *_cells(b), mark)
     console.print(table)
     console.print(f"{result.minutes} minutes ({result.bars} bars) in {result.seconds:.1f}s; "
-                  f"paper P&L {sum(t.pnl for t in result.paper):,.2f}, "
-                  f"backtest P&L {sum(t.pnl for t in result.backtest):,.2f}", highlight=False)
+                  f"paper P&L {result.paper_pnl:,.2f}, backtest P&L {result.backtest_pnl:,.2f} "
+                  f"(namespace {result.namespace}, database {result.database})", highlight=False)
     p50, p99 = result.latency_percentile(50), result.latency_percentile(99)
     if p50 is not None and p99 is not None:
         console.print(f"bar -> order latency: p50 {p50:.1f} ms, p99 {p99:.1f} ms "

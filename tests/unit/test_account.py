@@ -14,13 +14,19 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from scalper_execution.engine import RISK_CONFIG_MISMATCH, ExecutionConfig, ExecutionEngine, ServedModel
+from scalper_execution.engine import (
+    PREMIUM_CONFIG_MISMATCH,
+    RISK_CONFIG_MISMATCH,
+    ExecutionConfig,
+    ExecutionEngine,
+    ServedModel,
+)
 from scalper_policy.inference import load_served_model
 from scalper_shared.clock import FakeClock
 from scalper_shared.core.actions import Action
 from scalper_shared.core.features import FEATURE_SPEC
 from scalper_shared.core.policy_net import NumpyPolicy
-from scalper_shared.core.premium import DEFAULT_PREMIUM_CONFIG
+from scalper_shared.core.premium import DEFAULT_PREMIUM_CONFIG, PremiumModelConfig
 from scalper_shared.core.ratelimit import RateLimit
 from scalper_shared.core.risk import RiskConfig
 from scalper_shared.schema.messages import OrderSide
@@ -176,10 +182,11 @@ def test_the_policy_masks_with_the_served_model_risk_config(tmp_path: Path) -> N
     assert served.risk == RISK
 
 
-def engine_for(model_risk: RiskConfig, *, allow: bool = False) -> ExecutionEngine:
+def engine_for(model_risk: RiskConfig, *, allow: bool = False,
+               model_premium: PremiumModelConfig | None = None) -> ExecutionEngine:
     return ExecutionEngine(RiskConfig(), DEFAULT_PREMIUM_CONFIG, FakeClock(AFTER_THE_DAY), FakeMonotonic(),
                            ExecutionConfig(None, RateLimit.parse("1000/1s"), allow_risk_mismatch=allow),
-                           served=lambda _: ServedModel("m", "h", model_risk))
+                           served=lambda _: ServedModel("m", "h", model_risk, model_premium))
 
 
 def entry_effects(engine: ExecutionEngine) -> tuple[list[str], list[int]]:
@@ -198,3 +205,18 @@ def test_execution_refuses_a_model_trained_under_another_risk_config() -> None:
 def test_execution_trades_a_model_under_another_config_when_told_to_and_sizes_by_its_own() -> None:
     assert entry_effects(engine_for(RISK, allow=True)) == ([], [RiskConfig().contracts_per_entry])
     assert entry_effects(engine_for(RiskConfig())) == ([], [10])
+
+
+def test_execution_refuses_a_model_priced_by_another_premium_model() -> None:
+    other = PremiumModelConfig(vol_floor=0.09)
+    denials, orders = entry_effects(engine_for(RiskConfig(), model_premium=other))
+    assert denials == [PREMIUM_CONFIG_MISMATCH] and orders == []
+    assert entry_effects(engine_for(RiskConfig(), model_premium=DEFAULT_PREMIUM_CONFIG)) == ([], [10])
+
+
+def test_execution_prices_with_the_premium_model_of_its_settings() -> None:
+    from scalper_execution.settings import ExecutionSettings
+
+    premium = PremiumModelConfig(vol_floor=0.09)
+    settings = ExecutionSettings.model_validate({"EXECUTION_PREMIUM_CONFIG": premium.model_dump(mode="json")})
+    assert settings.premium == premium and ExecutionSettings().premium == DEFAULT_PREMIUM_CONFIG

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import date
 
 from scalper_cli import demo
-from scalper_shared.core.risk import RiskConfig
 from scalper_shared.runtime.api_security import ApiKeyRecord, Scope, hash_key
 from scalper_shared.schema.evaluation import EvaluationRequest
 from scalper_shared.schema.training import TrainConfig
@@ -16,22 +15,16 @@ from scalper_trainer.evaluation.paper import PaperResult, PaperTrade
 def test_each_run_gets_a_new_admin_key_and_only_its_hash_goes_to_the_services() -> None:
     key, record = demo.new_api_key()
     other, _ = demo.new_api_key()
-    env = demo.service_environment(record, demo.DemoPlan(), RiskConfig(),
-                                   now=datetime(2026, 1, 1, tzinfo=UTC))
+    env = demo.service_environment(record)
     assert key != other and record.sha256 == hash_key(key) and record.allows(Scope.TRAIN)
     (entry,) = [ApiKeyRecord.model_validate(e) for e in json.loads(env["API_KEYS"])]
     assert entry == record
     assert key not in json.dumps(env)
 
 
-def test_paper_mode_settings_let_a_replayed_old_day_through() -> None:
-    plan = demo.DemoPlan(paper_day=date(2025, 8, 18))
-    now = datetime(2025, 9, 17, tzinfo=UTC)  # 30 days after the paper day
-    risk = RiskConfig(contracts_per_entry=7)
-    env = demo.service_environment(demo.new_api_key()[1], plan, risk, now=now)
-    assert env["PAPER_DETERMINISTIC"] == "true" and env["EXECUTION_BROKER"] == "paper"
-    assert RiskConfig.model_validate_json(env["EXECUTION_RISK_CONFIG"]) == risk
-    assert float(env["POLICY_DECISION_MAX_AGE_S"]) > 30 * 86_400
+def test_the_stack_runs_with_default_settings_the_paper_day_needs_none() -> None:
+    env = demo.service_environment(demo.new_api_key()[1])
+    assert set(env) == {"API_KEYS", "INGESTION_LIVE", "FEATURES_SYMBOLS"}
     assert env["FEATURES_SYMBOLS"] == ",".join(demo.TRADED_SYMBOLS)
 
 

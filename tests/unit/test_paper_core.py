@@ -10,10 +10,9 @@ from types import SimpleNamespace
 import pytest
 from typer.testing import CliRunner
 
-from scalper_cli import demo
+from scalper_cli import demo, paper_services
 from scalper_cli.commands import paper as paper_command
 from scalper_cli.main import app
-from scalper_trainer.evaluation import paper as paper_module
 from scalper_trainer.evaluation.paper import PaperResult, PaperTrade, compare_trades, first_difference
 
 TRADE = PaperTrade("SPY", 1, 40, 52, "stop", 1.25, (1.05,), 10, -212.0)
@@ -50,19 +49,23 @@ def forced_mismatch(*_args: object, **_kwargs: object) -> PaperResult:
                        [replace(TRADE, exit_reason="end_of_day")], latencies_ms=[2.0, 4.0])
 
 
-def test_scalper_paper_exits_non_zero_naming_the_first_difference(monkeypatch: pytest.MonkeyPatch,
-                                                                  tmp_path: Path) -> None:
-    monkeypatch.setattr(paper_command, "promote_and_wait", lambda model: tmp_path)
-    monkeypatch.setattr(paper_command, "target_of_stack", lambda artifact_dir: None)
-    monkeypatch.setattr(paper_command, "run_paper_day", forced_mismatch)
+def test_scalper_paper_exits_non_zero_naming_the_first_difference(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(paper_command, "paper_request", lambda *args: None)
+    monkeypatch.setattr(paper_command, "run_paper", forced_mismatch)
     result = CliRunner().invoke(app, ["paper", "--model", "model-x", "--date", "2025-08-21"])
     assert result.exit_code == 1, result.output
     assert "first difference: trade 0: exit_reason differs" in " ".join(result.output.split())
     assert "p50 3.0 ms, p99 4.0 ms" in result.output
 
 
+def test_scalper_paper_says_in_one_line_why_a_day_cannot_run(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["paper", "--model", str(tmp_path), "--date", "2025-08-21"])
+    assert result.exit_code == 1
+    assert "paper: no model artifact" in result.output and "Traceback" not in result.output
+
+
 def test_the_demo_fails_when_paper_parity_fails(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(paper_module, "run_paper_day", forced_mismatch)
+    monkeypatch.setattr(paper_services, "run_paper_day", forced_mismatch)
     ctx = SimpleNamespace(redis_url="redis://x", database_url="postgresql://x",
                           settings=SimpleNamespace(stream_prefix="p:", stream_maxlen=10),
                           facts={"artifact_dir": Path("."), "model_id": "model-x"},

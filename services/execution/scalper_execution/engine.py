@@ -70,6 +70,7 @@ SPEC_HASH_MISMATCH = "spec_hash_mismatch"
 ACTION_MASKED = "action_masked"
 DECISION_OUT_OF_TIME = "decision_out_of_time"
 RISK_CONFIG_MISMATCH = "risk_config_mismatch"
+PREMIUM_CONFIG_MISMATCH = "premium_config_mismatch"
 BAR_AHEAD_OF_CLOCK = "bar_ahead_of_clock"
 TRIM_FRACTIONS = {Action.TRIM_50: 0.5, Action.TRIM_70: 0.7, Action.EXIT: 1.0}
 TERMINAL_STATUSES = frozenset({"filled", "canceled", "rejected"})
@@ -104,6 +105,8 @@ class ServedModel:
     spec_hash: str
     risk: RiskConfig | None = None
     """None: unknown, taken as equal to execution's."""
+    premium: PremiumModelConfig | None = None
+    """The premium model it was trained and evaluated under (None: unknown, taken as execution's)."""
 
 
 ServedModelSource = Callable[[str], ServedModel | None]
@@ -359,6 +362,8 @@ class ExecutionEngine:
         if differences and not self.config.allow_risk_mismatch:
             return RISK_CONFIG_MISMATCH, ("execution's risk config differs from the model's ("
                                           + "; ".join(differences)[:300] + ")")
+        if served.premium is not None and served.premium != self.premium and not self.config.allow_risk_mismatch:
+            return PREMIUM_CONFIG_MISMATCH, "execution's premium config differs from the model's"
         if not decision.mask[decision.action]:
             return ACTION_MASKED, "the decision's own mask forbids its action"
         if not self.decision_in_time(decision):

@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from fastapi import FastAPI
@@ -25,13 +26,12 @@ from scalper_execution.store import Store
 from scalper_shared.bus import ConsumerConfig, ConsumerRunner, StreamProducer
 from scalper_shared.clock import Clock, SystemClock, uuid_ids
 from scalper_shared.core.calendar import session_date
-from scalper_shared.core.premium import DEFAULT_PREMIUM_CONFIG
 from scalper_shared.core.ratelimit import RateLimit
-from scalper_shared.db import make_engine, migrate
+from scalper_shared.db import migrate
 from scalper_shared.runtime import build_service_app, configure_logging, serve
 from scalper_shared.runtime.api_security import install_api_security
 from scalper_shared.runtime.app import ThreadWorker
-from scalper_shared.runtime.bootstrap import connect
+from scalper_shared.runtime.bootstrap import Connections, connect
 from scalper_shared.schema import streams
 from scalper_shared.settings import SettingsError, load_settings
 
@@ -39,21 +39,25 @@ SERVICE = "execution"
 logger = logging.getLogger(__name__)
 
 
-def build_service(settings: ExecutionSettings) -> tuple[ExecutionService, list[ThreadWorker], dict]:
-    """The service, its background workers (two consumers and the reconciler) and readiness checks."""
-    connections = connect(settings)
-    database = make_engine(settings.database_url)
+def build_service(settings: ExecutionSettings, clock: Clock | None = None,
+                  monotonic: Callable[[], float] = time.monotonic, connections: Connections | None = None,
+                  ) -> tuple[ExecutionService, list[ThreadWorker], dict]:
+    """The service, its background workers (two consumers and the reconciler) and readiness checks.
+    ``clock`` and ``monotonic``: the system's unless given (a paper replay passes its replay clock's);
+    ``connections``: made from the settings unless given."""
+    connections = connections or connect(settings)
+    database = connections.engine
     migrate(database)
-    clock = SystemClock()
+    clock = clock or SystemClock()
     live = start_live(settings, database, clock) if settings.broker == "alpaca" else None
     contracts = live.config.max_contracts_per_entry if live is not None else None  # None: the risk config's
     config = ExecutionConfig(contracts, RateLimit.parse(settings.order_rate_limit),
                              decision_tolerance=timedelta(minutes=settings.decision_tolerance_minutes),
                              clock_allowance=timedelta(seconds=settings.bar_clock_allowance_s),
                              allow_risk_mismatch=settings.allow_model_risk_mismatch)
-    engine = ExecutionEngine(settings.risk, DEFAULT_PREMIUM_CONFIG, clock, time.monotonic, config,
+    engine = ExecutionEngine(settings.risk, settings.premium, clock, monotonic, config,
                              served=PromotedModelSource(database))
-    broker = live or PaperBroker(database, engine.quote_option, clock, DEFAULT_PREMIUM_CONFIG,
+    broker = live or PaperBroker(database, engine.quote_option, clock, settings.premium,
                                  PaperBrokerConfig(deterministic=settings.paper_deterministic,
                                                    latency_ms=settings.paper_latency_ms,
                                                    slippage_ticks=settings.paper_slippage_ticks))

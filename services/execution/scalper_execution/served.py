@@ -35,6 +35,6 @@ class PromotedModelSource:
             mismatch = self._served is None or self._served.model_id != claimed_model_id
             if age > self._ttl_s or (mismatch and age > self._recheck_s):
                 row = promoted_model(self._database)
-                self._served = None if row is None else ServedModel(row.model_id, row.spec_hash, row.risk)
+                self._served = None if row is None else ServedModel(row.model_id, row.spec_hash, row.risk, row.premium)
                 self._read_at = self._monotonic()
             return self._served

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from scalper_execution.live import LiveSettingsMixin
+from scalper_shared.core.premium import PremiumModelConfig
 from scalper_shared.core.ratelimit import RateLimit
 from scalper_shared.core.risk import RiskConfig
 from scalper_shared.runtime.api_security import ApiSettingsMixin
@@ -22,9 +23,14 @@ class ExecutionSettings(ServiceSettings, ApiSettingsMixin, LiveSettingsMixin):
         default_factory=dict, validation_alias="EXECUTION_RISK_CONFIG",
         description="JSON of RiskConfig fields (limits, stop, tiers, contracts_per_entry); unset fields keep "
                     "their defaults. It must equal the promoted model's saved config")
+    premium_config: dict[str, Any] = Field(
+        default_factory=dict, validation_alias="EXECUTION_PREMIUM_CONFIG",
+        description="JSON of PremiumModelConfig fields (quotes, strikes, fees of the paper broker); unset fields "
+                    "keep their defaults. It must equal the promoted model's saved premium config")
     allow_model_risk_mismatch: bool = Field(
         False, validation_alias="EXECUTION_ALLOW_MODEL_RISK_MISMATCH",
-        description="Act on a model whose saved risk config differs from EXECUTION_RISK_CONFIG")
+        description="Act on a model whose saved risk or premium config differs from EXECUTION_RISK_CONFIG "
+                    "or EXECUTION_PREMIUM_CONFIG")
     decision_bar_wait_ms: int = Field(5000, ge=0, validation_alias="EXECUTION_DECISION_BAR_WAIT_MS",
                                       description="How long a decision waits for its own bar to reach execution")
     decision_tolerance_minutes: float = Field(
@@ -44,9 +50,19 @@ class ExecutionSettings(ServiceSettings, ApiSettingsMixin, LiveSettingsMixin):
         RiskConfig.model_validate(value)
         return value
 
+    @field_validator("premium_config")
+    @classmethod
+    def _valid_premium(cls, value: dict[str, Any]) -> dict[str, Any]:
+        PremiumModelConfig.model_validate(value)
+        return value
+
     @property
     def risk(self) -> RiskConfig:
         return RiskConfig.model_validate(self.risk_config)
+
+    @property
+    def premium(self) -> PremiumModelConfig:
+        return PremiumModelConfig.model_validate(self.premium_config)
 
     @field_validator("order_rate_limit")
     @classmethod

@@ -13,6 +13,8 @@ import logging
 import os
 import socket
 import threading
+import time
+from collections.abc import Callable
 
 import redis
 from fastapi import FastAPI
@@ -24,12 +26,12 @@ from scalper_features.repository import FenceLost
 from scalper_features.settings import FeaturesSettings
 from scalper_shared.bus import ConsumerConfig, ConsumerRunner, StreamProducer
 from scalper_shared.bus.lease import Lease
-from scalper_shared.clock import SystemClock
+from scalper_shared.clock import Clock, SystemClock
 from scalper_shared.core.features import FEATURE_SPEC
 from scalper_shared.db import migrate
 from scalper_shared.runtime import build_service_app, configure_logging, serve
 from scalper_shared.runtime.app import ThreadWorker
-from scalper_shared.runtime.bootstrap import connect
+from scalper_shared.runtime.bootstrap import Connections, connect
 from scalper_shared.schema import streams
 from scalper_shared.settings import load_settings
 
@@ -93,14 +95,16 @@ class Ownership:
             self.lease.fence = None
 
 
-def replica_workers(settings: FeaturesSettings, client: redis.Redis, engine: Engine,
-                    replica: str) -> tuple[list[ThreadWorker], Ownership]:
-    """The workers of one replica (lease keeper, consumer, flusher) on the given connections."""
+def replica_workers(settings: FeaturesSettings, client: redis.Redis, engine: Engine, replica: str,
+                    clock: Clock | None = None,
+                    monotonic: Callable[[], float] = time.monotonic) -> tuple[list[ThreadWorker], Ownership]:
+    """The workers of one replica (lease keeper, consumer, flusher) on the given connections. ``clock``
+    and ``monotonic`` (the minute wait): the system's unless given (a paper replay passes its replay clock's)."""
     group = streams.group_of(SERVICE, streams.MD_BARS)
     producer = StreamProducer(client, streams.FEATURES_VECTORS, maxlen=settings.stream_maxlen,
                               prefix=settings.stream_prefix)
-    pipeline = FeaturePipeline(settings.symbol_list, engine, producer, SystemClock(),
-                               wait_s=settings.minute_wait_s, universe=group)
+    pipeline = FeaturePipeline(settings.symbol_list, engine, producer, clock or SystemClock(),
+                               wait_s=settings.minute_wait_s, universe=group, monotonic=monotonic)
     lease = Lease(client, settings.stream_prefix + LEASE_KEY + group, replica, settings.lease_ttl_ms)
     ownership = Ownership(lease, pipeline)
     runner = ConsumerRunner(client, streams.MD_BARS, group, replica, pipeline.handle,
@@ -111,13 +115,18 @@ def replica_workers(settings: FeaturesSettings, client: redis.Redis, engine: Eng
     return workers, ownership
 
 
+def prepared_replica(settings: FeaturesSettings, connections: Connections, replica: str, clock: Clock | None = None,
+                     monotonic: Callable[[], float] = time.monotonic) -> tuple[list[ThreadWorker], Ownership]:
+    """Migrate, record the feature spec hash for the policy, then :func:`replica_workers`."""
+    migrate(connections.engine)
+    connections.redis.set(settings.stream_prefix + streams.FEATURE_SPEC_HASH_KEY, FEATURE_SPEC.spec_hash)
+    return replica_workers(settings, connections.redis, connections.engine, replica, clock, monotonic)
+
+
 def build_app(settings: FeaturesSettings) -> FastAPI:
     """The service app with its workers (started by the app, not here)."""
     connections = connect(settings)
-    migrate(connections.engine)
-    connections.redis.set(settings.stream_prefix + streams.FEATURE_SPEC_HASH_KEY, FEATURE_SPEC.spec_hash)
-    workers, _ = replica_workers(settings, connections.redis, connections.engine,
-                                 f"{socket.gethostname()}-{os.getpid()}-features")
+    workers, _ = prepared_replica(settings, connections, f"{socket.gethostname()}-{os.getpid()}-features")
     logger.info("features service for %s (group %s): waiting for the universe's lease", settings.symbols,
                 streams.group_of(SERVICE, streams.MD_BARS))
     return build_service_app(SERVICE, checks=connections.readiness_checks(), workers=workers)

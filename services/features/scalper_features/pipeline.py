@@ -125,6 +125,12 @@ class FeaturePipeline:
             self._fence = None
             self._stale = True
 
+    @property
+    def pending_minutes(self) -> int:
+        """Minutes buffered in the aligner, waiting for a symbol's bar."""
+        with self._lock:
+            return self._aligner.pending_minutes
+
     # -- entry points ---------------------------------------------------------------------------
 
     def handle(self, deliveries: Sequence[Delivery]) -> None:

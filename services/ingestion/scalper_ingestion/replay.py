@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 import pandas as pd
 from sqlalchemy import Engine, text
@@ -89,8 +89,11 @@ class Pacer:
 def replay_days(engine: Engine, producer: StreamProducer, days: Sequence[date], *, speed: float,
                 symbols: Sequence[str] | None = None, clock: Clock | None = None, pacer: Pacer | None = None,
                 should_stop: Callable[[], bool] = lambda: False,
-                on_minute: Callable[[int], None] | None = None) -> ReplayResult:
-    """Publish the stored bars of ``days`` in order at ``speed``; stops early when ``should_stop()``."""
+                on_minute: Callable[[int], None] | None = None,
+                before_minute: Callable[[datetime], None] | None = None) -> ReplayResult:
+    """Publish the stored bars of ``days`` in order at ``speed``; stops early when ``should_stop()``.
+    ``before_minute`` gets each minute's bar start before its bars go out (a replay clock moves there),
+    ``on_minute`` the number of bars after."""
     clock = clock or SystemClock()
     pacer = pacer or Pacer(speed)
     minutes = published = replayed_days = 0
@@ -105,6 +108,8 @@ def replay_days(engine: Engine, producer: StreamProducer, days: Sequence[date], 
             if should_stop():
                 return ReplayResult(replayed_days, minutes, published)
             pacer.wait_for(minute)
+            if before_minute is not None:
+                before_minute(minute.to_pydatetime())
             producer.publish_encoded(encode_bar_envelopes(group, source=REPLAY_SOURCE, ts_init=clock.now()))
             minutes += 1
             published += len(group)

@@ -10,35 +10,19 @@ import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, select
 
 from scalper_shared.db.models import models
+from scalper_shared.db.training import promote_model
 from scalper_shared.runtime.api_security import ApiKeyRecord, Authenticator, Scope
 from scalper_shared.schema.training import ModelView
 
 logger = logging.getLogger(__name__)
 
-PROMOTION_LOCK_KEY = 0x5CA1_0DE1
-
-
 def list_models(engine: Engine, limit: int) -> list[ModelView]:
     query = select(models).order_by(models.c.created_at.desc(), models.c.id).limit(limit)
     with engine.connect() as connection:
         return [ModelView.model_validate(dict(row._mapping)) for row in connection.execute(query)]
-
-
-def promote_model(engine: Engine, model_id: str) -> ModelView | None:
-    """Make ``model_id`` the one promoted model; None when no ready model has that id."""
-    with engine.begin() as connection:
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PROMOTION_LOCK_KEY})
-        exists = connection.execute(
-            select(models.c.id).where(models.c.id == model_id, models.c.status == "ready")).scalar_one_or_none()
-        if exists is None:
-            return None
-        connection.execute(update(models).where(models.c.promoted, models.c.id != model_id).values(promoted=False))
-        connection.execute(update(models).where(models.c.id == model_id).values(promoted=True))
-        row = connection.execute(select(models).where(models.c.id == model_id)).one()
-    return ModelView.model_validate(dict(row._mapping))
 
 
 def models_router(engine: Engine, auth: Authenticator) -> APIRouter:

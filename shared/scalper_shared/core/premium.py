@@ -496,3 +496,10 @@ def round_trip_pnl(entry_price: ArrayLike, exit_price: ArrayLike, contracts: Arr
     (the bid): price change times 100 per contract, less commission on both fills."""
     gross = (np.asarray(exit_price, dtype=np.float64) - np.asarray(entry_price, dtype=np.float64))
     return _out(np.asarray(premium_cash(gross, contracts, config) - 2.0 * commission(contracts, config)))
+
+
+def saved_premium_config(train_config: Mapping[str, Any] | None) -> PremiumModelConfig:
+    """The premium model saved with a model (the ``premium`` of its ``TrainConfig``, as the manifest and
+    the ``models`` table hold it); the default for a model saved before configs carried it."""
+    saved = (train_config or {}).get("premium")
+    return PremiumModelConfig.model_validate(saved) if saved else DEFAULT_PREMIUM_CONFIG

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import URL, Engine, create_engine, make_url
+from sqlalchemy import URL, Engine, create_engine, make_url, text
+from sqlalchemy.pool import NullPool
 
 PSYCOPG_DRIVER = "postgresql+psycopg"
 
@@ -26,3 +27,21 @@ def make_engine(url: str | URL, **options: Any) -> Engine:
     """
     options.setdefault("pool_pre_ping", True)
     return create_engine(database_url(url), **options)
+
+
+MAINTENANCE_DATABASE = "postgres"
+
+
+def recreate_database(url: str | URL) -> None:
+    """Drop ``url``'s database (closing its connections) if it exists, then create it empty."""
+    target = database_url(url)
+    if not target.database or target.database == MAINTENANCE_DATABASE:
+        raise ValueError(f"refusing to recreate database {target.database!r}")
+    admin = make_engine(target.set(database=MAINTENANCE_DATABASE), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    name = admin.dialect.identifier_preparer.quote(target.database)
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            connection.execute(text(f"CREATE DATABASE {name}"))
+    finally:
+        admin.dispose()

@@ -1,27 +1,40 @@
-"""Paper mode: one stored day through the live services, then compared with the offline backtest.
+"""Paper mode: one stored day through the live services' cores in a namespace of its own, against the backtest.
 
 The paper/parity logic behind ``scalper paper`` and the demo's paper step (the CLI only calls
-:func:`run_paper_day` and prints the typed :class:`PaperResult`). :func:`run_paper_day` replays the
-day's bars (the ``replay`` callable: ``scalper_ingestion.replay.replay_days``, passed in by the
-caller, so this package does not import another service's) to ``md.bars`` of a running stack, minute by minute in lockstep: after each minute's bars it waits until every consumer
-of the chain (features and execution on ``md.bars``, the policy on ``features.vectors`` and
-``positions.state``, execution on ``policy.decisions``) has nothing pending nor unread, so the next
-minute's bars cannot overtake a decision (as they never do in the backtest); ``speed`` paces the
-minutes on top of that. It then reads the trades execution made (``orders`` / ``fills``), the
-bar-to-order latencies (bar envelope ``ts_init`` at publish -> order ``created_at``, when execution
-recorded it before sending), and runs the evaluation engine on the same day with the same model
-(:func:`backtest_trades`). In deterministic paper mode both trade lists are equal field by field.
+:func:`run_paper_day` and prints the typed :class:`PaperResult`). A paper run never touches the live
+stack: it gets
 
-Requirements on the stack: the policy serves ``model_id`` (promoted), ``PAPER_DETERMINISTIC``,
-``EXECUTION_RISK_CONFIG`` equal to the model's saved risk config, ``POLICY_DECISION_MAX_AGE_S``
-larger than the day's age (a replayed day is old), and the day later than anything the services saw.
+- its own database (``<name>_paper`` on the same server, recreated each run): the model is registered
+  and promoted there, and each minute's stored bars are written there just before the replay
+  publishes them, as ingestion does live;
+- its own stream prefix (``<prefix>paper:<run>:``), hence its own streams, consumer groups and decision
+  claims, deleted at the end;
+- a :class:`~scalper_shared.clock.ReplayClock`: before each replayed minute goes out the clock moves to
+  that bar's close, and runs on with the wall clock until the next minute, so every age the services
+  measure (the policy's decision max age, execution's bar and decision times, the features' minute
+  wait) is measured in replay time, exactly as it would be live on that day.
+
+The services (features, policy decisions, execution with the deterministic paper broker, under the
+model's saved risk-and-sizing and premium configs) are started on that namespace by the caller's
+``start_services`` (the CLI, which may import them; this package may not). :func:`run_paper_day`
+replays the day's bars (``replay``: ``scalper_ingestion.replay.replay_days``) minute by minute in
+lockstep: after each minute it waits until every consumer of the chain has nothing pending nor unread
+(and, when the features still hold a minute waiting for a symbol's bar, lets the features' wait pass in
+replay time), so the next minute's bars cannot overtake a decision, as they never do in the backtest.
+It then reads execution's trades (``orders`` / ``fills``), the bar-to-order latencies (the bar's
+publication -> the order execution recorded before sending it; wall time, since the replay clock runs
+with it between minutes), and runs the evaluation engine on the same bars with the same model
+(:func:`backtest_trades`). Both trade lists are equal field by field unless something differs; the
+first difference is named with its likely cause.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -29,14 +42,19 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import redis
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, insert, select, text
+from sqlalchemy.engine import make_url
 
 from scalper_shared.bus import StreamProducer
 from scalper_shared.bus.groups import group_backlog as bus_group_backlog
-from scalper_shared.clock import SystemClock
+from scalper_shared.clock import ReplayClock
 from scalper_shared.core.calendar import trading_day
 from scalper_shared.core.lifecycle import ExitReason, Side
-from scalper_shared.core.premium import normalise_symbol
+from scalper_shared.core.premium import PremiumModelConfig, normalise_symbol
+from scalper_shared.core.risk import RiskConfig
+from scalper_shared.db import bars, make_engine, migrate
+from scalper_shared.db.engine import recreate_database
+from scalper_shared.db.training import promote_model
 from scalper_shared.schema import streams
 from scalper_shared.schema.messages import OptionRight
 
@@ -51,8 +69,9 @@ CHAIN: tuple[tuple[str, str], ...] = tuple((stream, streams.group_of(service, st
     ("policy", streams.FEATURES_VECTORS), ("policy", streams.POSITIONS_STATE),
     ("execution", streams.POLICY_DECISIONS), ("policy", streams.POSITIONS_STATE),
 ))
-"""(stream, consumer group of the registry) in the order work flows through the live services."""
+"""(stream, consumer group of the registry) in the order work flows through the services."""
 MINUTE = timedelta(minutes=1)
+PAPER_DATABASE_SUFFIX = "_paper"
 
 
 class PaperError(RuntimeError):
@@ -84,6 +103,10 @@ class PaperResult:
     paper: list[PaperTrade]
     backtest: list[PaperTrade]
     latencies_ms: list[float] = field(default_factory=list)
+    namespace: str = ""
+    """The run's stream prefix."""
+    database: str = ""
+    """The run's database (its orders and fills stay there until the next run)."""
 
     @property
     def differences(self) -> list[str]:
@@ -98,8 +121,102 @@ class PaperResult:
     def exact(self) -> bool:
         return not self.differences
 
+    @property
+    def paper_pnl(self) -> float:
+        return sum(t.pnl for t in self.paper)
+
+    @property
+    def backtest_pnl(self) -> float:
+        return sum(t.pnl for t in self.backtest)
+
     def latency_percentile(self, q: float) -> float | None:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else None
+
+
+# --- the namespace ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PaperNamespace:
+    """Where one paper run's services live and what they trade under."""
+
+    redis_url: str
+    database_url: str
+    """The run's own database."""
+    stream_prefix: str
+    """The run's own stream prefix (its streams, consumer groups and claim keys)."""
+    symbols: tuple[str, ...]
+    risk: RiskConfig
+    """Execution's risk-and-sizing config (the model's unless the request forces another)."""
+    premium: PremiumModelConfig
+    allow_config_mismatch: bool
+    """Execution acts on the model although ``risk`` differs from the model's (a forced difference)."""
+    clock: ReplayClock
+    minute_wait_s: float
+    """How long (replay time) the features wait for a symbol's bar of a minute."""
+    bar_wait_s: float
+    """How long (wall time) execution holds a decision for its own bar."""
+    stream_maxlen: int
+
+
+class PaperServices(Protocol):
+    """The services' cores running on a :class:`PaperNamespace` (what the lockstep needs of them)."""
+
+    def pending_minutes(self) -> int:
+        """Minutes the features still hold, waiting for a symbol's bar."""
+        ...
+
+    def flush_features(self) -> None:
+        """Release the minutes whose wait is over (on the replay clock)."""
+        ...
+
+
+StartServices = Callable[[PaperNamespace], AbstractContextManager[PaperServices]]
+"""Starts the services on the namespace once the policy serves the model; stops them on exit."""
+
+
+class ReplayOutcome(Protocol):
+    @property
+    def minutes(self) -> int: ...
+
+    @property
+    def published(self) -> int: ...
+
+
+ReplayDays = Callable[..., ReplayOutcome]
+"""``scalper_ingestion.replay.replay_days``: (engine, producer, days, *, speed, symbols, clock, on_minute,
+before_minute)."""
+
+
+def paper_database_url(database_url: str) -> str:
+    """The paper runs' database on the same server: ``<name>_paper``."""
+    url = make_url(database_url)
+    name = url.database or "scalper"
+    return url.set(database=name if name.endswith(PAPER_DATABASE_SUFFIX) else name + PAPER_DATABASE_SUFFIX) \
+        .render_as_string(hide_password=False)
+
+
+def prepare_database(paper_url: str, artifact_dir: Path) -> str:
+    """Recreate the paper database, register the model of ``artifact_dir`` there and promote it; returns
+    the model id. No bars yet: as live, they arrive minute by minute (:class:`DayBars`)."""
+    from scalper_trainer.registry import read_manifest, register_model
+
+    recreate_database(paper_url)
+    migrate(paper_url)
+    paper = make_engine(paper_url)
+    try:
+        model_id = register_model(paper, read_manifest(artifact_dir), artifact_dir)
+        if promote_model(paper, model_id) is None:
+            raise PaperError(f"model {model_id} could not be promoted in {make_url(paper_url).database}")
+    finally:
+        paper.dispose()
+    return model_id
+
+
+def delete_namespace(client: redis.Redis, prefix: str) -> int:
+    """Delete every key of the run's namespace (its streams, groups and claim keys)."""
+    keys = list(client.scan_iter(match=prefix.replace("*", r"\*") + "*", count=1000))
+    return int(client.delete(*keys)) if keys else 0
 
 
 # --- the lockstep ----------------------------------------------------------------------------------
@@ -119,31 +236,75 @@ def wait_settled(client: redis.Redis, prefix: str, timeout_s: float, poll_s: flo
         if busy is None:
             return
         if time.monotonic() > deadline:
-            raise PaperError(f"group {busy[1]} on {busy[0]} still has work after {timeout_s:.0f}s: is the stack up?")
+            raise PaperError(f"group {busy[1]} on {busy[0]} still has work after {timeout_s:.0f}s")
         time.sleep(poll_s)
 
 
+def wait_groups(client: redis.Redis, prefix: str, timeout_s: float, poll_s: float = 0.01) -> None:
+    """Return once every consumer group of :data:`CHAIN` exists (the services' consumers are up)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        missing = next(((key, group) for key, group in CHAIN if bus_group_backlog(client, prefix + key, group) is None),
+                       None)
+        if missing is None:
+            return
+        if time.monotonic() > deadline:
+            raise PaperError(f"group {missing[1]} on {missing[0]} not created within {timeout_s:.0f}s")
+        time.sleep(poll_s)
+
+
+class DayBars:
+    """The stored bars of one day, written into the paper database minute by minute as the replay
+    publishes them (as ingestion writes a bar before publishing it: the features read the table)."""
+
+    def __init__(self, stored: Engine, paper: Engine, day: date, symbols: Sequence[str]) -> None:
+        session = trading_day(day)
+        if session is None:
+            raise PaperError(f"{day} is not a trading day")
+        query = select(bars).where(bars.c.start >= session.pre_open, bars.c.start < session.post_close,
+                                   bars.c.symbol.in_(list(symbols)))
+        with stored.connect() as c:
+            rows = [dict(r._mapping) for r in c.execute(query)]
+        self._by_minute: dict[datetime, list[dict[str, object]]] = {}
+        for row in rows:
+            self._by_minute.setdefault(row["start"], []).append(row)
+        self._paper = paper
+
+    def write(self, minute: datetime) -> None:
+        rows = self._by_minute.get(minute)
+        if rows:
+            with self._paper.begin() as c:
+                c.execute(insert(bars), rows)
+
+
 class LockstepReplay:
-    """The ``on_minute`` hook of ``replay_days``: remembers when each minute went out, then settles."""
+    """The replay's hooks: before a minute goes out, move the clock to its close and store its bars;
+    after, settle."""
 
-    def __init__(self, client: redis.Redis, prefix: str, clock: SystemClock, timeout_s: float) -> None:
-        self._client, self._prefix, self._clock, self._timeout_s = client, prefix, clock, timeout_s
-        self.published_at: list[datetime] = []
+    def __init__(self, client: redis.Redis, namespace: PaperNamespace, services: PaperServices,
+                 day_bars: DayBars, timeout_s: float) -> None:
+        self._client, self._ns, self._services, self._timeout_s = client, namespace, services, timeout_s
+        self._day_bars = day_bars
+        self.published_at: dict[datetime, datetime] = {}
+        """Bar start -> replay time its minute went out."""
 
-    def __call__(self, bars: int) -> None:
-        self.published_at.append(self._clock.now())
-        wait_settled(self._client, self._prefix, self._timeout_s)
+    def before_minute(self, minute: datetime) -> None:
+        self._ns.clock.advance_to(minute + MINUTE)
+        self._day_bars.write(minute)
+        self.published_at[minute] = self._ns.clock.now()
 
-    def by_minute(self, minutes: Sequence[datetime]) -> dict[datetime, datetime]:
-        """Publish time of each replayed minute (``minutes``: the day's bar starts, in replay order)."""
-        return dict(zip(minutes, self.published_at, strict=False))
+    def after_minute(self, bars_published: int) -> None:
+        wait_settled(self._client, self._ns.stream_prefix, self._timeout_s)
+        if self._services.pending_minutes():  # a symbol's bar is missing: live, its wait would pass first
+            self._ns.clock.advance_to(self._ns.clock.now() + timedelta(seconds=self._ns.minute_wait_s))
+            self._services.flush_features()
+            wait_settled(self._client, self._ns.stream_prefix, self._timeout_s)
 
 
 # --- what execution did ----------------------------------------------------------------------------
 
 _FILLS = text("""
-    SELECT o.symbol, o.trade_id, o.side, o.option_right, o.reason, o.created_at, o.decision_id,
-           f.contracts, f.price, f.commission, f.filled_at
+    SELECT o.symbol, o.trade_id, o.side, o.option_right, o.reason, f.contracts, f.price, f.commission, f.filled_at
     FROM fills f JOIN orders o ON o.client_order_id = f.client_order_id
     WHERE f.filled_at > :first AND f.filled_at <= :last
     ORDER BY f.filled_at, o.side, f.fill_id""")
@@ -152,7 +313,8 @@ _FILLS = text("""
 def session_row(day: date, bar_close: datetime) -> int:
     """The session row of the bar closing at ``bar_close``."""
     session = trading_day(day)
-    assert session is not None
+    if session is None:
+        raise PaperError(f"{day} is not a trading day")
     return int((bar_close - MINUTE - session.open) // MINUTE)
 
 
@@ -200,7 +362,7 @@ def live_trades(db: Engine, day: date, multiplier: int = 100) -> list[PaperTrade
 
 
 def order_latencies_ms(db: Engine, published_at: dict[datetime, datetime]) -> list[float]:
-    """Bar publish (minute ``m``'s bars) -> the order execution recorded for the decision on ``m``."""
+    """Bar publication (minute ``m``'s bars) -> the order execution recorded for the decision on ``m``."""
     query = text("SELECT decision_id, created_at FROM orders WHERE decision_id LIKE 'pd:%'")
     with db.connect() as c:
         rows = c.execute(query).all()
@@ -242,7 +404,8 @@ def trades_from_fills(fills: Sequence[Fill], tape: MarketTape) -> list[PaperTrad
         if fill.reason == ENTRY:
             entry, exits, pnl, sold = fill, [], 0.0, 0
             continue
-        assert entry is not None
+        if entry is None:
+            raise PaperError(f"a {fill.reason} fill on row {fill.row} without an entry")
         exits.append(fill.price)
         pnl += fill.pnl
         sold += fill.contracts
@@ -255,7 +418,8 @@ def trades_from_fills(fills: Sequence[Fill], tape: MarketTape) -> list[PaperTrad
     return sorted(trades, key=lambda t: (t.symbol, t.entry_row))
 
 
-FIELDS = ("symbol", "side", "entry_row", "exit_row", "exit_reason", "entry_price", "contracts", "exit_prices", "pnl")
+FIELDS = ("symbol", "side", "entry_row", "contracts", "entry_price", "exit_row", "exit_reason", "exit_prices", "pnl")
+"""Compared in causal order: the entry (what, when, how many, at what premium), then its exits."""
 CAUSES = {
     "missing": "a trade on one side only: the policy decided differently on that minute (another observation "
                "or mask), or execution denied the entry (see its risk_events)",
@@ -333,65 +497,66 @@ def compare_trades(paper: Sequence[PaperTrade], backtest: Sequence[PaperTrade]) 
 
 
 @dataclass(frozen=True)
-class PaperTarget:
-    """Where the running stack is and what to replay."""
+class PaperRequest:
+    """One paper day: which model, which stored day, and where the stored bars and Redis are."""
 
+    artifact_dir: Path
+    day: date
     redis_url: str
     database_url: str
-    stream_prefix: str
-    symbols: tuple[str, ...]
-    artifact_dir: Path
+    """Where the day's bars are stored (read only; the run gets its own database beside it)."""
+    stream_prefix: str = ""
+    """The live stack's prefix; the run's namespace is ``<prefix>paper:<run id>:``."""
+    speed: float = 0.0
+    risk: RiskConfig | None = None
+    """Execution's risk-and-sizing config; None: the model's. Anything else is a forced difference
+    (execution is told to accept it), which the comparison then names."""
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    minute_wait_s: float = 5.0
+    settle_timeout_s: float = 60.0
     stream_maxlen: int = 100_000
-    settle_timeout_s: float = 30.0
 
 
-class ReplayOutcome(Protocol):
-    @property
-    def minutes(self) -> int: ...
+def run_paper_day(request: PaperRequest, replay: ReplayDays, start_services: StartServices) -> PaperResult:
+    """Replay ``request.day`` through the services in their own namespace, in lockstep, then compare with
+    the backtest on the same bars."""
+    from scalper_trainer.evaluation.run import load_artifact
 
-    @property
-    def published(self) -> int: ...
-
-
-ReplayDays = Callable[..., ReplayOutcome]
-"""``scalper_ingestion.replay.replay_days``: (engine, producer, days, *, speed, symbols, clock, on_minute)."""
-
-_MINUTES = text("SELECT DISTINCT start FROM bars WHERE start >= :first AND start < :last AND symbol = ANY(:symbols) "
-                "ORDER BY start")
-
-
-def day_minutes(db: Engine, day: date, symbols: Sequence[str]) -> list[datetime]:
-    """The bar starts of ``day``'s stored bars (pre-market to post-market), in replay order."""
+    day = request.day
     session = trading_day(day)
     if session is None:
         raise PaperError(f"{day} is not a trading day")
-    with db.connect() as c:
-        return list(c.execute(_MINUTES, {"first": session.pre_open, "last": session.post_close,
-                                         "symbols": list(symbols)}).scalars())
-
-
-def run_paper_day(target: PaperTarget, model_id: str, day: date, speed: float, replay: ReplayDays) -> PaperResult:
-    """Replay ``day`` through the running services in lockstep, then compare with the backtest."""
-    from scalper_shared.db import make_engine
-
-    client = redis.Redis.from_url(target.redis_url, decode_responses=False)
-    db = make_engine(target.database_url)
-    clock = SystemClock()
+    artifact = load_artifact(request.artifact_dir, request.artifact_dir)
+    config = artifact.env_config()
+    paper_url = paper_database_url(request.database_url)
+    prepare_database(paper_url, artifact.directory)
+    namespace = PaperNamespace(
+        request.redis_url, paper_url, f"{request.stream_prefix}paper:{request.run_id}:", artifact.symbols,
+        request.risk or config.risk, config.premium, request.risk not in (None, config.risk),
+        ReplayClock(session.pre_open - MINUTE), request.minute_wait_s, request.settle_timeout_s, request.stream_maxlen)
+    client = redis.Redis.from_url(request.redis_url, decode_responses=False)
+    stored, db = make_engine(request.database_url), make_engine(paper_url)
     try:
-        producer = StreamProducer(client, streams.MD_BARS, maxlen=target.stream_maxlen, prefix=target.stream_prefix)
-        lockstep = LockstepReplay(client, target.stream_prefix, clock, target.settle_timeout_s)
-        wait_settled(client, target.stream_prefix, target.settle_timeout_s)
-        began = time.monotonic()
-        replayed = replay(db, producer, [day], speed=speed, symbols=list(target.symbols), clock=clock,
-                          on_minute=lockstep)
-        seconds = time.monotonic() - began
+        with start_services(namespace) as services:
+            wait_groups(client, namespace.stream_prefix, request.settle_timeout_s)
+            producer = StreamProducer(client, streams.MD_BARS, maxlen=request.stream_maxlen,
+                                      prefix=namespace.stream_prefix)
+            day_bars = DayBars(stored, db, day, namespace.symbols)
+            lockstep = LockstepReplay(client, namespace, services, day_bars, request.settle_timeout_s)
+            began = time.monotonic()
+            replayed = replay(stored, producer, [day], speed=request.speed, symbols=list(namespace.symbols),
+                              clock=namespace.clock, on_minute=lockstep.after_minute,
+                              before_minute=lockstep.before_minute)
+            seconds = time.monotonic() - began
         if replayed.minutes == 0:
-            raise PaperError(f"no stored bars of {day} for {', '.join(target.symbols)}")
-        paper = live_trades(db, day)
-        latencies = order_latencies_ms(db, lockstep.by_minute(day_minutes(db, day, target.symbols)))
+            raise PaperError(f"no stored bars of {day} for {', '.join(namespace.symbols)}")
+        paper = live_trades(db, day, config.premium.contract_multiplier)
+        latencies = order_latencies_ms(db, lockstep.published_at)
     finally:
+        delete_namespace(client, namespace.stream_prefix)
         client.close()
+        stored.dispose()
         db.dispose()
-    backtest = backtest_trades(target.database_url, target.artifact_dir, day, target.symbols)
-    return PaperResult(model_id, day, replayed.minutes, replayed.published, round(seconds, 2), paper, backtest,
-                       latencies)
+    backtest = backtest_trades(request.database_url, artifact.directory, day, namespace.symbols)
+    return PaperResult(artifact.model_id, day, replayed.minutes, replayed.published, round(seconds, 2), paper,
+                       backtest, latencies, namespace.stream_prefix, make_url(paper_url).database or "")
