@@ -5,15 +5,14 @@ Configuration (environment or ``.env``): DATABASE_URL.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Engine, text
 
-from scalper_ingestion.coverage import DayCoverage, coverage
+from scalper_ingestion.coverage import DayCoverage, stored_coverage
 from scalper_ingestion.settings import IngestionSettings, parse_symbols
 from scalper_shared.core.calendar import NEW_YORK
 from scalper_shared.db import make_engine, migrate
@@ -29,16 +28,6 @@ def _day(value: str, option: str) -> date:
         return datetime.strptime(value, "%Y-%m-%d").date()
     except ValueError:
         raise typer.BadParameter(f"{option} {value!r} is not a date YYYY-MM-DD") from None
-
-
-def stored_starts(engine: Engine, symbol: str, first: date, last: date) -> list[datetime]:
-    """Bar starts of ``symbol`` on the New York dates ``first..last``."""
-    lower = datetime.combine(first, datetime.min.time(), tzinfo=NEW_YORK)
-    upper = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=NEW_YORK)
-    with engine.connect() as connection:
-        return list(connection.execute(
-            text("SELECT start FROM bars WHERE symbol = :symbol AND start >= :lower AND start < :upper"),
-            {"symbol": symbol, "lower": lower, "upper": upper}).scalars())
 
 
 def _runs(day: DayCoverage) -> str:
@@ -78,7 +67,7 @@ def report(
     engine = make_engine(settings.database_url)
     try:
         migrate(engine)
-        days = coverage(stored_starts(engine, ticker, first, last), first, last)
+        days = stored_coverage(engine, ticker, first, last)
     finally:
         engine.dispose()
     console.print(coverage_table(ticker, days))

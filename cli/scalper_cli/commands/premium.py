@@ -64,37 +64,21 @@ def read_quotes(paths: list[Path] | None) -> Any:
 def stored_option_quotes(symbol: str, first: str | None, last: str | None) -> Any:
     """The option bars ``scalper ingest options`` stored for ``symbol`` on ``first..last``, as tidy rows
     (the close a trade print, the underlying from the bars table). DATABASE_URL from the environment."""
-    from datetime import date, datetime, timedelta
+    from datetime import date
 
-    import pandas as pd
-    from sqlalchemy import select
-
-    from scalper_shared.core.calendar import NEW_YORK
-    from scalper_shared.core.premium_fit import option_bars_as_quotes
+    from scalper_ingestion.options import stored_option_quotes as load_quotes
     from scalper_shared.db import make_engine
-    from scalper_shared.db.models import bars, option_bars
     from scalper_shared.settings import ServiceSettings, load_settings
 
     try:
         start, end = date.fromisoformat(first or ""), date.fromisoformat(last or first or "")
     except ValueError:
         raise fail("--option-bars needs --from YYYY-MM-DD (and optionally --to)") from None
-    lower = datetime.combine(start, datetime.min.time(), tzinfo=NEW_YORK)
-    upper = datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=NEW_YORK)
     engine = make_engine(load_settings(ServiceSettings).database_url)
     try:
-        with engine.connect() as connection:
-            options = pd.DataFrame(connection.execute(select(
-                option_bars.c.ticker, option_bars.c.start, option_bars.c.underlying, option_bars.c.expiry,
-                option_bars.c.option_right, option_bars.c.strike, option_bars.c.close).where(
-                option_bars.c.underlying == symbol, option_bars.c.start >= lower, option_bars.c.start < upper)).all(),
-                columns=["ticker", "start", "underlying", "expiry", "option_right", "strike", "close"])
-            underlying = pd.DataFrame(connection.execute(select(bars.c.symbol, bars.c.start, bars.c.close).where(
-                bars.c.symbol == symbol, bars.c.start >= lower, bars.c.start < upper)).all(),
-                columns=["symbol", "start", "close"])
+        return load_quotes(engine, symbol, start, end)
     finally:
         engine.dispose()
-    return option_bars_as_quotes(options, underlying)
 
 
 def _pct(value: float | None) -> str:

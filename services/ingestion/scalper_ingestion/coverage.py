@@ -1,4 +1,5 @@
 """Coverage of stored bars against the market calendar: expected regular minutes, present, missing runs.
+:func:`coverage` is pure; :func:`stored_coverage` reads the bar starts from the ``bars`` table first.
 
 An early close (2025-07-03: 210 regular minutes) expects 210 minutes, so it is not reported as
 180 missing minutes; a holiday or weekend expects nothing and is not listed.
@@ -10,7 +11,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from sqlalchemy import Engine, select
+
 from scalper_shared.core.calendar import NEW_YORK, TradingDay, session_date, trading_days
+from scalper_shared.db import bars
 
 MINUTE = timedelta(minutes=1)
 
@@ -74,3 +78,13 @@ def _day_coverage(day: TradingDay, starts: set[datetime]) -> DayCoverage:
     if run_start is not None:
         runs.append(MissingRun(run_start, day.close - MINUTE))
     return DayCoverage(day, len(regular), extended, tuple(runs))
+
+
+def stored_coverage(engine: Engine, symbol: str, first: date, last: date) -> list[DayCoverage]:
+    """:func:`coverage` of the ``bars`` table's ``symbol`` bars on the New York dates ``first..last``."""
+    lower = datetime.combine(first, datetime.min.time(), tzinfo=NEW_YORK)
+    upper = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=NEW_YORK)
+    query = select(bars.c.start).where(bars.c.symbol == symbol, bars.c.start >= lower, bars.c.start < upper)
+    with engine.connect() as connection:
+        starts = list(connection.execute(query).scalars())
+    return coverage(starts, first, last)

@@ -15,22 +15,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from scalper_ingestion.quality import OPTION_TICKER_PATTERN, QualityRules, reason_counts, validate
 from scalper_ingestion.sources.base import from_polygon_aggs
 from scalper_ingestion.sources.polygon_rest import PolygonRestSource
 from scalper_ingestion.writer import WriteResult, store_quarantined
 from scalper_shared.clock import Clock, SystemClock
-from scalper_shared.core.calendar import TradingDay, trading_days
+from scalper_shared.core.calendar import NEW_YORK, TradingDay, trading_days
 from scalper_shared.core.occ import OCC_ROOTS, parse_polygon_option
 from scalper_shared.core.premium import normalise_symbol
 from scalper_shared.db import bulk_upsert
-from scalper_shared.db.models import option_bars
+from scalper_shared.db.models import bars, option_bars
 from scalper_shared.schema.messages import OptionRight
 
 logger = logging.getLogger(__name__)
@@ -177,3 +177,23 @@ def run_option_backfill(source: PolygonOptionsSource, writer: OptionBarWriter, *
         if on_batch is not None:
             on_batch(batch, result)
     return total
+
+
+def stored_option_quotes(engine: Engine, symbol: str, first: date, last: date) -> pd.DataFrame:
+    """The option bars stored for the underlying ``symbol`` on the New York dates ``first..last`` as tidy
+    quote rows (:func:`scalper_shared.core.premium_fit.option_bars_as_quotes`: the close a trade print, the
+    underlying's close from the ``bars`` table), for ``scalper premium check --option-bars``."""
+    from scalper_shared.core.premium_fit import option_bars_as_quotes  # scipy's optimiser: only here
+
+    lower = datetime.combine(first, datetime.min.time(), tzinfo=NEW_YORK)
+    upper = datetime.combine(last + timedelta(days=1), datetime.min.time(), tzinfo=NEW_YORK)
+    with engine.connect() as connection:
+        options = pd.DataFrame(connection.execute(select(
+            option_bars.c.ticker, option_bars.c.start, option_bars.c.underlying, option_bars.c.expiry,
+            option_bars.c.option_right, option_bars.c.strike, option_bars.c.close).where(
+            option_bars.c.underlying == symbol, option_bars.c.start >= lower, option_bars.c.start < upper)).all(),
+            columns=["ticker", "start", "underlying", "expiry", "option_right", "strike", "close"])
+        underlying = pd.DataFrame(connection.execute(select(bars.c.symbol, bars.c.start, bars.c.close).where(
+            bars.c.symbol == symbol, bars.c.start >= lower, bars.c.start < upper)).all(),
+            columns=["symbol", "start", "close"])
+    return option_bars_as_quotes(options, underlying)
