@@ -35,7 +35,7 @@ from scalper_cli.main import app
 from scalper_cli.paper_services import paper_services
 from scalper_cli.processes import free_port
 from scalper_cli.settings import StackSettings
-from scalper_ingestion.backfill import run_backfill
+from scalper_ingestion.backfill import file_source, run_backfill
 from scalper_ingestion.replay import replay_days
 from scalper_ingestion.sources.synthetic import SyntheticSource
 from scalper_ingestion.writer import BarWriter
@@ -203,3 +203,27 @@ def test_scalper_paper_with_default_settings_on_a_day_the_stack_saw_equals_the_b
     assert "first difference: trade 0: contracts differs" in forced.output.replace("\n", " ")
     assert "the risk-and-sizing configs differ" in forced.output.replace("\n", " ")
     client.close()
+
+
+LATE_OPEN_DAY = date(2025, 8, 21)
+"""Both symbols' first bar is at 09:44 ET: the features' grid, the environment's episode and so its
+warm-up start there, not at the open; the policy's first decision comes 35 rows after 09:44."""
+
+
+def test_a_day_whose_first_minutes_are_missing_equals_the_backtest(
+        redis_url: str, database_url: str, stream_prefix: str, tmp_path: Path, shared_data: Path) -> None:
+    migrate(database_url)
+    engine = make_engine(database_url)
+    try:
+        for symbol, path in real_day_files(shared_data, tmp_path, LATE_OPEN_DAY).items():
+            run_backfill(file_source(path, symbol), BarWriter(engine, None))
+    finally:
+        engine.dispose()
+    artifact_dir = write_trading_model(tmp_path / "artifacts", REAL_MODEL_SEED, 0.0)
+
+    result = run_paper_day(PaperRequest(artifact_dir, LATE_OPEN_DAY, redis_url, database_url, stream_prefix),
+                           replay_days, paper_services)
+
+    assert len(result.backtest) >= 10
+    assert min(t.entry_row for t in result.backtest) >= 14 + FEATURE_SPEC.warmup
+    assert result.first_difference is None, result.first_difference

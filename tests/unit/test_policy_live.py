@@ -110,3 +110,16 @@ def test_an_older_position_state_does_not_overwrite_a_newer_one() -> None:
     assert not live.update_position(position(PositionSide.FLAT, OPEN))
     assert live.mask_inputs("SPY", minute_ms(OPEN + timedelta(minutes=6))).position is PositionSide.CALL
     assert math.isinf(live.mask_inputs("SPY", minute_ms(OPEN + timedelta(minutes=6))).minutes_since_exit)
+
+
+
+def test_the_warm_up_counts_from_the_sessions_first_bar_as_the_environments_grid_does() -> None:
+    from scalper_policy.decisions import before_warmup
+
+    warmup = FEATURE_SPEC.warmup
+    first = minute_ms(OPEN + timedelta(minutes=14))  # the day's first 14 minutes have no bar (2025-08-21)
+    last_warmup, first_decision = first + (warmup - 1) * 60_000, first + warmup * 60_000
+    assert before_warmup(last_warmup, warmup, first)
+    assert not before_warmup(first_decision, warmup, first)
+    assert not before_warmup(last_warmup, warmup)  # counted from the open, it would decide 14 minutes early
+    assert before_warmup(minute_ms(OPEN), warmup, first + 86_400_000)  # another session's start: the open

@@ -23,17 +23,19 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 
 import redis
 from prometheus_client import Counter
+from sqlalchemy import Engine, func, select
 
 from scalper_policy.inference import ModelHolder, decide
 from scalper_policy.live import LiveState, minute_datetime, minute_ms
 from scalper_shared.bus import ConsumerConfig, ConsumerRunner, Delivery, StreamProducer
 from scalper_shared.clock import Clock
 from scalper_shared.core.features.sessions import MINUTE_MS, session_of
+from scalper_shared.db import bars
 from scalper_shared.runtime.app import ThreadWorker
 from scalper_shared.schema import streams
 from scalper_shared.schema.envelope import Envelope
@@ -60,7 +62,8 @@ class LiveDecisions:
     """The handlers of the two consumers (pure of Redis reads; they publish through ``producer``)."""
 
     def __init__(self, holder: ModelHolder, live: LiveState, producer: StreamProducer, clock: Clock, *,
-                 prefix: str = "", max_age_s: float = 120.0, claim_ttl_s: int = 172_800) -> None:
+                 prefix: str = "", max_age_s: float = 120.0, claim_ttl_s: int = 172_800,
+                 session_start: SessionStart = lambda symbol, minute: None) -> None:
         self.holder = holder
         self.live = live
         self._producer = producer
@@ -68,6 +71,7 @@ class LiveDecisions:
         self._prefix = prefix
         self._max_age = timedelta(seconds=max_age_s)
         self._claim_ttl_s = claim_ttl_s
+        self._session_start = session_start
         self._waiting: dict[str, tuple[int, str]] = {}
         """symbol -> (minute, correlation id) of a decision waiting for the position's mark."""
 
@@ -101,7 +105,7 @@ class LiveDecisions:
             SKIPPED.labels("stale").inc()
             return
         minute = minute_ms(vector.minute)
-        if before_warmup(minute, self.live.spec.warmup):
+        if before_warmup(minute, self.live.spec.warmup, self._session_start(vector.symbol, minute)):
             SKIPPED.labels("warmup").inc()
             return
         if not self.live.position_marked(vector.symbol, minute):
@@ -150,10 +154,45 @@ class LiveDecisions:
         return entry_id
 
 
-def before_warmup(minute: int, warmup: int) -> bool:
-    """True for the session's first ``warmup`` bars: the environment takes no decision there."""
+SessionStart = Callable[[str, int], int | None]
+"""(symbol, minute) -> the minute (epoch ms) of the symbol's first bar in that minute's session, if known."""
+
+
+class StoredSessionStarts:
+    """:data:`SessionStart` from the ``bars`` table (ingestion stores a bar before publishing it, so the
+    session's first bar is there before its first vector); found starts are cached per symbol-session."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._found: dict[tuple[str, int], int] = {}
+
+    def __call__(self, symbol: str, minute: int) -> int | None:
+        bounds = session_of(minute)
+        if bounds is None:
+            return None
+        key = (symbol, bounds.open_ms)
+        if key not in self._found:
+            query = select(func.min(bars.c.start)).where(bars.c.symbol == symbol,
+                                                         bars.c.start >= minute_datetime(bounds.open_ms),
+                                                         bars.c.start < minute_datetime(bounds.close_ms))
+            with self._engine.connect() as connection:
+                first = connection.execute(query).scalar_one_or_none()
+            if first is None:
+                return None
+            self._found[key] = minute_ms(first)
+        return self._found[key]
+
+
+def before_warmup(minute: int, warmup: int, session_first: int | None = None) -> bool:
+    """True for the first ``warmup`` rows of the session's feature grid, which starts at its first bar
+    ``session_first`` (the open when unknown): the environment takes no decision there. On a day whose
+    first minutes have no bar (2025-08-21 starts at 09:44 ET) the grid, and the warm-up, start later."""
     bounds = session_of(minute)
-    return bounds is not None and (minute - bounds.open_ms) // MINUTE_MS < warmup
+    if bounds is None:
+        return False
+    first = session_first if session_first is not None and bounds.open_ms <= session_first <= minute \
+        else bounds.open_ms
+    return (minute - first) // MINUTE_MS < warmup
 
 
 def consumer_name() -> str:

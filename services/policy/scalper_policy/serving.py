@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from scalper_policy.decisions import LiveDecisions, decision_workers
+from scalper_policy.decisions import LiveDecisions, StoredSessionStarts, decision_workers
 from scalper_policy.inference import ModelHolder, PromotedModelSync, feature_service_spec_hash
 from scalper_policy.live import LiveState
 from scalper_policy.settings import PolicySettings
@@ -53,7 +53,8 @@ def build_policy_runtime(settings: PolicySettings, connections: Connections,
                                   prefix=prefix)
         runtime.decisions = LiveDecisions(holder, live, producer, clock, prefix=prefix,
                                           max_age_s=settings.decision_max_age_s,
-                                          claim_ttl_s=settings.decision_claim_ttl_s)
+                                          claim_ttl_s=settings.decision_claim_ttl_s,
+                                          session_start=StoredSessionStarts(connections.engine))
         runtime.workers.extend(decision_workers(runtime.decisions, connections.redis,
                                                 config=ConsumerConfig.from_settings(settings), prefix=prefix))
     return runtime

@@ -80,7 +80,7 @@ class PaperError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class PaperTrade:
-    """One trade in the comparison's terms. Rows are minutes of the session (0 = its first bar)."""
+    """One trade in the comparison's terms. Rows are minutes of the session (0 = the 09:30 ET bar)."""
 
     symbol: str
     side: int
@@ -392,6 +392,13 @@ def backtest_trades(database_url: str, artifact_dir: Path, day: date, symbols: S
     return trades_from_fills(result.fills, tape)
 
 
+def tape_session_row(tape: MarketTape, fill: Fill) -> int:
+    """The session row (minutes since the open; 0 = the 09:30 bar) of a fill's tape row. An episode's
+    grid starts at its first real bar, which is not the open on a day whose first minutes are missing."""
+    row = int(tape.episodes.offsets[fill.episode]) + fill.row - int(tape.first_row[fill.episode])
+    return int(tape.episodes.minute_of_day[row]) - 1
+
+
 def trades_from_fills(fills: Sequence[Fill], tape: MarketTape) -> list[PaperTrade]:
     """Group the environment's fills (entry, then sells until flat) into :class:`PaperTrade`."""
     from scalper_trainer.env.core import ENTRY
@@ -410,9 +417,8 @@ def trades_from_fills(fills: Sequence[Fill], tape: MarketTape) -> list[PaperTrad
         pnl += fill.pnl
         sold += fill.contracts
         if sold >= entry.contracts:
-            first = int(tape.first_row[entry.episode])
             symbol = normalise_symbol(tape.episodes.symbols[entry.episode])
-            trades.append(PaperTrade(symbol, entry.side, entry.row - first, fill.row - first,
+            trades.append(PaperTrade(symbol, entry.side, tape_session_row(tape, entry), tape_session_row(tape, fill),
                                      fill.reason, entry.price, tuple(exits), entry.contracts, pnl))
             entry = None
     return sorted(trades, key=lambda t: (t.symbol, t.entry_row))
