@@ -11,8 +11,10 @@ from typer.testing import CliRunner
 
 from scalper_cli.main import app
 from scalper_cli.processes import free_port
+from scalper_shared.core.enums import TradingState
 from scalper_shared.core.ratelimit import RateLimit
 from scalper_shared.runtime.api_security import ApiKeyRecord, Authenticator, Scope, hash_key
+from scalper_shared.schema.execution import RiskStateView
 
 runner = CliRunner()
 
@@ -39,14 +41,16 @@ def fake_execution_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[s
     api = FastAPI()
 
     @api.post("/v1/risk/{command}", dependencies=[Depends(auth.require(Scope.TRADE))])
-    def command(command: str, body: dict) -> dict:
+    def command(command: str, body: dict) -> RiskStateView:
         calls.append((command, body["reason"]))
-        return {"trading_state": "halted", "open_positions": 0}
+        return RiskStateView(trading_state=TradingState.HALTED, pnl_today=0.0, realised_pnl_today=0.0,
+                             trades_today=0, open_positions=0, open_orders=0, limits={})
 
     @api.get("/v1/risk/state", dependencies=[Depends(auth.require(Scope.TRADE))])
-    def state() -> dict:
-        return {"trading_state": "active", "pnl_today": -1288.999999999999, "realised_pnl_today": -1289.0,
-                "trades_today": 7, "open_positions": 0, "open_orders": 0}
+    def state() -> RiskStateView:
+        return RiskStateView(trading_state=TradingState.ACTIVE, pnl_today=-1288.999999999999,
+                             realised_pnl_today=-1289.0, trades_today=7, open_positions=0, open_orders=0,
+                             limits={"max_trades_per_day": 10})
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=port, log_config=None))

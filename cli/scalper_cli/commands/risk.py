@@ -6,13 +6,14 @@ Talks to ``SCALPER_EXECUTION_URL`` (default ``http://127.0.0.1:8003``) with ``SC
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from scalper_cli.api_client import ApiClientSettings, checked, client
+from scalper_shared.schema.execution import RiskStateView
 from scalper_shared.settings import load_settings
 
 app = typer.Typer(help=__doc__, no_args_is_help=True)
@@ -20,18 +21,20 @@ console = Console()
 Reason = Annotated[str, typer.Option("--reason", help="Why (stored with the risk event)")]
 
 
-def _post(path: str, reason: str) -> dict[str, Any]:
+def _post(path: str, reason: str) -> RiskStateView:
     settings = load_settings(ApiClientSettings)
     with client(settings, settings.execution_url) as http:
-        return checked(http.post(f"/v1/risk/{path}", json={"reason": reason}))
+        return RiskStateView.model_validate(checked(http.post(f"/v1/risk/{path}", json={"reason": reason})))
 
 
-def _show(view: dict[str, Any]) -> None:
+def _show(view: RiskStateView) -> None:
     table = Table(title="risk state", show_header=False)
-    for key in ("trading_state", "pnl_today", "realised_pnl_today", "trades_today", "open_positions",
-                "open_orders"):
-        value = view.get(key)
-        table.add_row(key, f"{value:,.2f}" if isinstance(value, float) else str(value))  # dollars to the cent
+    table.add_row("trading_state", str(view.trading_state))
+    for name, dollars in (("pnl_today", view.pnl_today), ("realised_pnl_today", view.realised_pnl_today)):
+        table.add_row(name, f"{dollars:,.2f}")  # dollars to the cent
+    for name, count in (("trades_today", view.trades_today), ("open_positions", view.open_positions),
+                        ("open_orders", view.open_orders)):
+        table.add_row(name, str(count))
     console.print(table)
 
 
@@ -40,7 +43,7 @@ def state() -> None:
     """Show the trading state, today's P&L and open positions/orders."""
     settings = load_settings(ApiClientSettings)
     with client(settings, settings.execution_url) as http:
-        _show(checked(http.get("/v1/risk/state")))
+        _show(RiskStateView.model_validate(checked(http.get("/v1/risk/state"))))
 
 
 @app.command()

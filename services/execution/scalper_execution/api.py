@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from scalper_execution.service import ExecutionService
 from scalper_shared.runtime.api_security import NUL_TOLERANT_PATHS_STATE, Authenticator, Scope
+from scalper_shared.schema.execution import RiskStateView
 from scalper_shared.schema.messages import TradingState
 
 ORDER_STATUSES = Literal["submitted", "accepted", "partially_filled", "filled", "canceled", "rejected"]
@@ -17,16 +18,6 @@ ORDER_STATUSES = Literal["submitted", "accepted", "partially_filled", "filled", 
 
 class CommandBody(BaseModel):
     reason: str = Field("operator", min_length=1, max_length=200)
-
-
-class RiskStateView(BaseModel):
-    trading_state: TradingState
-    pnl_today: float
-    realised_pnl_today: float
-    trades_today: int
-    open_positions: int
-    open_orders: int
-    limits: dict[str, Any]
 
 
 def install_routes(app: FastAPI, service: ExecutionService, auth: Authenticator) -> None:
