@@ -3,15 +3,19 @@ steps/s and its last checkpoint's diagnostics (every numeric field, nested ones 
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
-from rq import Queue
+from rq import Callback, Queue, Retry
 from rq.executions import Execution
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 
+from scalper_shared.runtime.rq_jobs import note_abandoned, sweep_abandoned
 from scalper_shared.schema.training import TRAINING_QUEUE
 from scalper_trainer.metrics import TrainerCollector
 
@@ -63,3 +67,27 @@ def test_jobs_by_state_steps_per_second_and_last_checkpoint_diagnostics(redis_ur
 def test_a_scrape_without_redis_answers_with_empty_families() -> None:
     samples = scrape(TrainerCollector(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)))
     assert samples == {}
+
+
+def test_a_scrape_leaves_a_dead_workers_job_to_the_sweep_that_says_so(redis_url: str, stream_prefix: str) -> None:
+    """A scrape runs in an HTTP thread: it must not run RQ's registry cleanup (which re-queued the job there
+    while its failure callback failed on "signal only works in main thread", so no warning was written)."""
+    connection = redis.Redis.from_url(redis_url)
+    queue = Queue(stream_prefix + TRAINING_QUEUE, connection=connection, serializer=JSONSerializer)
+    job = queue.enqueue("time.sleep", 1, job_id="dead-job", retry=Retry(max=1), on_failure=Callback(note_abandoned))
+    queue.remove(job)
+    job.set_status(JobStatus.STARTED)
+    with connection.pipeline() as pipe:  # started by a worker whose heartbeat expired 10 s ago
+        execution = Execution.create(job, ttl=600, pipeline=pipe)
+        pipe.zadd(StartedJobRegistry(queue=queue).key, {execution.composite_key: time.time() - 10})
+        pipe.execute()
+    assert StartedJobRegistry(queue=queue).get_expired_job_ids()
+    scraped: dict[str, float] = {}
+    thread = threading.Thread(target=lambda: scraped.update(scrape(TrainerCollector(connection, stream_prefix))))
+    thread.start()
+    thread.join(30)
+    assert scraped["scalper_trainer_jobs{queue=training,state=running}"] == 1
+    assert job.get_status(refresh=True) == JobStatus.STARTED  # left to the sweep
+    assert sweep_abandoned([queue]) == 1
+    job.refresh()
+    assert job.get_status() == JobStatus.QUEUED and any("worker died" in w for w in job.meta["warnings"])
