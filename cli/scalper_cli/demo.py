@@ -244,7 +244,7 @@ def api_json(response: httpx.Response) -> dict[str, Any]:
     if response.status_code >= 400:
         raise DemoError(f"{response.request.method} {response.request.url.path} -> {response.status_code}: "
                         f"{response.text[:500]}")
-    return response.json()  # type: ignore[no-any-return]
+    return response.json()
 
 
 # --- market data --------------------------------------------------------------------------------

@@ -69,7 +69,7 @@ def _json_numbers(values: pd.Series) -> list[str]:
     distinct, index = np.unique(floats, return_inverse=True)  # NaNs sort last
     missing = int(np.isnan(distinct).sum())
     text = np.array([*map(repr, distinct[:len(distinct) - missing].tolist()), *["null"] * missing], dtype=object)
-    return text[index.reshape(-1)].tolist()  # type: ignore[no-any-return]
+    return text[index.reshape(-1)].tolist()
 
 
 def _hex_digests(digests: np.ndarray) -> list[str]:

@@ -7,6 +7,7 @@ model here plus a new revision, never an edit of an applied revision.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -270,14 +271,14 @@ class ModelRow(Base):
     id: Mapped[str] = mapped_column(Text, primary_key=True)
     job_id: Mapped[str] = mapped_column(Text, unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    config: Mapped[dict] = mapped_column(JSONB)  # type: ignore[type-arg]
+    config: Mapped[dict[str, Any]] = mapped_column(JSONB)
     spec_hash: Mapped[str] = mapped_column(Text)
     train_from: Mapped[date] = mapped_column(Date)
     train_to: Mapped[date] = mapped_column(Date)
     validation_from: Mapped[date] = mapped_column(Date)
     validation_to: Mapped[date] = mapped_column(Date)
     total_timesteps: Mapped[int] = mapped_column(Integer)
-    metrics: Mapped[dict] = mapped_column(JSONB)  # type: ignore[type-arg]
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONB)
     artifact_path: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(Text, server_default="ready")
     promoted: Mapped[bool] = mapped_column(Boolean, server_default="false")
@@ -305,7 +306,7 @@ class TrainingDiagnosticRow(Base):
     pnl_per_account_day: Mapped[float | None] = mapped_column(Double)
     collapse_warning: Mapped[bool] = mapped_column(Boolean, server_default="false")
     not_learning_warning: Mapped[bool] = mapped_column(Boolean, server_default="false")
-    details: Mapped[dict] = mapped_column(JSONB)  # type: ignore[type-arg]
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB)
 
 
 models: Table = ModelRow.__table__  # type: ignore[assignment]
@@ -432,11 +433,11 @@ class EvaluationRow(Base):
     id: Mapped[str] = mapped_column(Text, primary_key=True)
     model_id: Mapped[str] = mapped_column(Text, index=True)
     status: Mapped[str] = mapped_column(Text)
-    request: Mapped[dict] = mapped_column(JSONB)  # type: ignore[type-arg]
+    request: Mapped[dict[str, Any]] = mapped_column(JSONB)
     progress: Mapped[float] = mapped_column(Double, server_default="0")
     stage: Mapped[str] = mapped_column(Text, server_default="")
     summary: Mapped[str | None] = mapped_column(Text)
-    metrics: Mapped[dict | None] = mapped_column(JSONB)  # type: ignore[type-arg]
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     report_dir: Mapped[str | None] = mapped_column(Text)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -142,7 +142,7 @@ def _batch(table: Table, rows: Rows, columns: Sequence[str] | None, *, numbered:
     first = rows[0]
     if isinstance(first, Mapping):
         names = list(columns) if columns is not None else [str(c) for c in first]
-        values = [tuple(row[n] for n in names) for row in rows]  # type: ignore[call-overload,index]
+        values = [tuple(row[n] for n in names) for row in rows]  # type: ignore[call-overload]
     elif columns is None:
         raise ValueError("columns= is required when rows are tuples")
     else:
@@ -188,8 +188,8 @@ def _python_values(series: pd.Series, *, integer: bool) -> list[Any]:
             values[position] = None
         return values
     if isinstance(series.dtype, np.dtype) and series.dtype.kind in "iub":
-        return series.to_numpy().tolist()  # type: ignore[no-any-return]
-    return series.to_numpy(dtype=object, na_value=None).tolist()  # type: ignore[no-any-return]
+        return series.to_numpy().tolist()
+    return series.to_numpy(dtype=object, na_value=None).tolist()
 
 
 def _check_columns(table: Table, names: list[str], key_names: list[str]) -> None:

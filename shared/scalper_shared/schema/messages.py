@@ -96,7 +96,7 @@ class PolicyDecision(Message):
 
     @field_validator("probabilities", "mask")
     @classmethod
-    def _six(cls, value: tuple) -> tuple:  # type: ignore[type-arg]
+    def _six(cls, value: tuple[object, ...]) -> tuple[object, ...]:
         if len(value) != N_ACTIONS:
             raise ValueError(f"needs {N_ACTIONS} entries, got {len(value)}")
         return value

@@ -171,7 +171,7 @@ def suggest(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
     for spec in space.params:
         dist = distribution(spec)
         if isinstance(dist, CategoricalDistribution):
-            raw[spec.name] = trial.suggest_categorical(spec.name, dist.choices)  # type: ignore[arg-type]
+            raw[spec.name] = trial.suggest_categorical(spec.name, dist.choices)
         elif isinstance(dist, IntDistribution):
             raw[spec.name] = trial.suggest_int(spec.name, dist.low, dist.high, step=dist.step, log=dist.log)
         else:

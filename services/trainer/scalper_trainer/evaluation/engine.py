@@ -260,7 +260,7 @@ def entropy(probabilities: FloatArray) -> FloatArray:
     """Shannon entropy (nats) of each row of a probability matrix; zero entries add nothing."""
     p = np.asarray(probabilities, dtype=np.float64)
     logs = np.log(np.where(p > 0, p, 1.0))
-    return -(p * logs).sum(axis=1)  # type: ignore[no-any-return]
+    return -(p * logs).sum(axis=1)
 
 
 def session_prices(tape: MarketTape, episode: int) -> SessionPrices:

@@ -50,7 +50,7 @@ def max_drawdown(daily: npt.ArrayLike) -> float:
 
 def drawdown_curve(daily: npt.ArrayLike) -> FloatArray:
     equity = np.cumsum(np.asarray(daily, dtype=np.float64))
-    return np.maximum.accumulate(np.maximum(equity, 0.0)) - equity  # type: ignore[no-any-return]
+    return np.maximum.accumulate(np.maximum(equity, 0.0)) - equity
 
 
 def win_rate(trade_pnls: npt.ArrayLike) -> float | None:
