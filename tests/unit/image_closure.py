@@ -18,7 +18,7 @@ import os
 import shlex
 import sys
 import tomllib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import packages_distributions
@@ -51,8 +51,8 @@ class Project:
 def load_project(root: Path) -> Project:
     meta = tomllib.loads((root / "pyproject.toml").read_text("utf-8"))["project"]
     packages = tuple(sorted(p.parent.name for p in root.glob("*/__init__.py")))
-    extras = {canonicalize_name(extra): tuple(map(Requirement, reqs))
-              for extra, reqs in meta.get("optional-dependencies", {}).items()}
+    extras: dict[str, tuple[Requirement, ...]] = {canonicalize_name(extra): tuple(map(Requirement, reqs))
+                                                  for extra, reqs in meta.get("optional-dependencies", {}).items()}
     return Project(canonicalize_name(meta["name"]), _absolute(root), packages,
                    tuple(map(Requirement, meta.get("dependencies", []))), extras)
 
@@ -157,17 +157,17 @@ def declared_closure(roots: Iterable[str], projects: dict[str, Project]) -> Decl
     return Declared(frozenset(first), frozenset(third))
 
 
+def _catches_import_error(handler: ast.ExceptHandler) -> bool:
+    caught = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+    return any(isinstance(t, ast.Name) and t.id in ("ImportError", "ModuleNotFoundError") for t in caught)
+
+
 def _runtime_imports(tree: ast.Module, module: str, is_package: bool) -> set[str]:
     """Absolute names a module imports when run (every level), minus TYPE_CHECKING and optional imports."""
     skipped: set[int] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            skipped |= {id(child) for stmt in node.body for child in ast.walk(stmt)}
-        if isinstance(node, ast.Try) and any(
-                handler.type is not None and {"ImportError", "ModuleNotFoundError"} & set(ast.unparse(handler.type)
-                                                                                          .strip("()").replace(" ", "")
-                                                                                          .split(","))
-                for handler in node.handlers):
+        if (isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)) or (
+                isinstance(node, ast.Try) and any(_catches_import_error(h) for h in node.handlers)):
             skipped |= {id(child) for stmt in node.body for child in ast.walk(stmt)}
     package = module if is_package else module.rpartition(".")[0]
     names: set[str] = set()
@@ -233,7 +233,7 @@ def import_closure(start_packages: Iterable[str], projects: dict[str, Project]) 
 
 
 @cache
-def _top_level_distributions() -> dict[str, list[str]]:
+def _top_level_distributions() -> Mapping[str, list[str]]:
     return packages_distributions()
 
 
