@@ -32,14 +32,26 @@ def client(settings: ApiClientSettings, base_url: str | None = None) -> httpx.Cl
                         timeout=settings.timeout_s)
 
 
+class ApiError(typer.Exit):
+    """A call answered with an error (already printed); exits 1, and says what when shown."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(1)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def checked(response: httpx.Response) -> dict[str, Any]:
-    """The JSON body of a 2xx response; otherwise print the status and body and exit 1."""
+    """The JSON body of a 2xx response; otherwise print the status and body and raise :class:`ApiError`."""
+    call = f"{response.request.method} {response.request.url.path}"
     if response.status_code >= 400:
         errors.print(f"[bold red]error {response.status_code}:[/] {response.text}", highlight=False)
-        raise typer.Exit(1)
+        raise ApiError(f"{call} -> {response.status_code}: {response.text[:500]}")
     body = response.json()
     if not isinstance(body, dict):
         errors.print(f"[bold red]error:[/] expected a JSON object from {response.url}, got {type(body).__name__}",
                      highlight=False)
-        raise typer.Exit(1)
+        raise ApiError(f"{call}: expected a JSON object, got {type(body).__name__}")
     return body

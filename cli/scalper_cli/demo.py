@@ -24,21 +24,29 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 import redis
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from scalper_cli import stack
+from scalper_cli.api_client import checked
+from scalper_cli.diagnostics_table import render_diagnostics
+from scalper_cli.followers import follow_evaluation, follow_training
 from scalper_cli.settings import StackSettings
+from scalper_policy.policy_api import ServedModelView
 from scalper_shared.bus import ENVELOPE_FIELD, StreamProducer
 from scalper_shared.clock import SystemClock, uuid_ids
 from scalper_shared.runtime.api_security import API_KEY_HEADER, ApiKeyRecord, Scope, hash_key
 from scalper_shared.schema import CODEC, Bar, Envelope, Session, make_envelope, streams
+from scalper_shared.schema.evaluation import EvaluationAccepted, EvaluationMetrics, EvaluationStatus
+from scalper_shared.schema.training import Diagnostics, JobState, ModelView, TrainingJobAccepted
+
+if TYPE_CHECKING:
+    from scalper_trainer.evaluation.paper import PaperResult
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +57,6 @@ DEMO_SESSION_OPEN = datetime(2024, 6, 3, 13, 30, tzinfo=UTC)
 
 MARKET_SYMBOLS = ("SPY", "QQQ", "I:SPX")
 TRADED_SYMBOLS = ("SPY", "QQQ")
-TERMINAL_TRAINING = ("finished", "failed", "cancelled")
-TERMINAL_EVALUATION = ("finished", "failed")
 
 
 class DemoError(RuntimeError):
@@ -105,6 +111,23 @@ def service_environment(record: ApiKeyRecord) -> dict[str, str]:
 
 
 @dataclass
+class DemoFacts:
+    """What the steps found, for the next steps and the summary (only what they got to)."""
+
+    model_id: str | None = None
+    diagnostics: list[Diagnostics] = field(default_factory=list)
+    report: Path | None = None
+    metrics: EvaluationMetrics | None = None
+    artifact_dir: Path | None = None
+    paper: PaperResult | None = None
+
+    def trained_model(self) -> str:
+        if self.model_id is None:
+            raise DemoError("no model was trained")
+        return self.model_id
+
+
+@dataclass
 class DemoContext:
     settings: StackSettings
     console: Console
@@ -112,7 +135,7 @@ class DemoContext:
     api_key: str = ""
     service_env: dict[str, str] = field(default_factory=dict)
     report: stack.UpReport | None = None
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: DemoFacts = field(default_factory=lambda: DemoFacts())
 
     @property
     def redis_url(self) -> str:
@@ -225,7 +248,7 @@ def publish_and_read_bars(ctx: DemoContext) -> str:
 
 def read_back(client: redis.Redis, key: str, ids: list[str]) -> list[Envelope]:
     """Decode the entries ``ids`` of stream ``key`` (XRANGE over their span), in order."""
-    entries: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange(key, min=ids[0], max=ids[-1])  # type: ignore[assignment]
+    entries = cast(list[tuple[bytes, dict[bytes, bytes]]], client.xrange(key, min=ids[0], max=ids[-1]))
     wanted = set(ids)
     return [CODEC.decode(fields[ENVELOPE_FIELD.encode()]) for entry_id, fields in entries
             if entry_id.decode() in wanted]
@@ -237,14 +260,6 @@ def check_round_trip(sent: list[Envelope], received: list[Envelope]) -> None:
     for out, back in zip(sent, received, strict=True):
         if back.id != out.id or back.payload != out.payload:
             raise DemoError(f"envelope {out.id} came back different: {back.payload!r}")
-
-
-def api_json(response: httpx.Response) -> dict[str, Any]:
-    """The JSON body of a 2xx response; otherwise a :class:`DemoError` naming the call and the answer."""
-    if response.status_code >= 400:
-        raise DemoError(f"{response.request.method} {response.request.url.path} -> {response.status_code}: "
-                        f"{response.text[:500]}")
-    return response.json()
 
 
 # --- market data --------------------------------------------------------------------------------
@@ -278,46 +293,17 @@ def load_market(ctx: DemoContext) -> str:
 def train_model(ctx: DemoContext) -> str:
     """``POST /v1/training-jobs`` on the stored bars, then follow the job to its end."""
     with ctx.api() as http:
-        accepted = api_json(http.post("/v1/training-jobs", json=ctx.plan.train_config(),
-                                      headers={"Idempotency-Key": uuid.uuid4().hex}))
-        ctx.console.print(f"training job {accepted['id']} {accepted['state']} "
+        accepted = TrainingJobAccepted.model_validate(checked(http.post(
+            "/v1/training-jobs", json=ctx.plan.train_config(), headers={"Idempotency-Key": uuid.uuid4().hex})))
+        ctx.console.print(f"training job {accepted.id} {accepted.state} "
                           f"({ctx.plan.timesteps:,} steps, {ctx.plan.n_envs} envs)", highlight=False)
-        view = follow_training(ctx, http, accepted["id"])
-    render_diagnostics(ctx.console, view)
-    if view["state"] != "finished" or not view.get("model_id"):
-        raise DemoError(f"training job {view['id']} {view['state']}: {view.get('error') or 'no model'}")
-    ctx.facts["model_id"] = view["model_id"]
-    ctx.facts["diagnostics"] = view.get("diagnostics") or []
-    rate = (view.get("progress") or {}).get("steps_per_second", 0.0)
-    return f"model {view['model_id']} after {ctx.plan.timesteps:,} steps ({rate:,.0f} steps/s)"
-
-
-def follow_training(ctx: DemoContext, http: httpx.Client, job_id: str) -> dict[str, Any]:
-    """Poll the job with a progress bar until it ends (or the plan's timeout)."""
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
-               TextColumn("{task.fields[rate]}"), TimeElapsedColumn())
-    deadline = time.monotonic() + ctx.plan.training_timeout_s
-    with Progress(*columns, console=ctx.console) as bar:
-        task = bar.add_task("training", total=ctx.plan.timesteps, rate="")
-        while True:
-            view = api_json(http.get(f"/v1/training-jobs/{job_id}"))
-            progress = view.get("progress") or {}
-            bar.update(task, completed=progress.get("steps", 0), description=f"training: {view['state']}",
-                       rate=f"{progress.get('steps_per_second', 0):,.0f} steps/s")
-            if view["state"] in TERMINAL_TRAINING:
-                return view
-            if time.monotonic() > deadline:
-                raise DemoError(f"training job {job_id} still {view['state']} after {ctx.plan.training_timeout_s:.0f}s")
-            time.sleep(ctx.plan.poll_s)
-
-
-def render_diagnostics(console: Console, view: dict[str, Any]) -> None:
-    """The checkpoint table: behaviour on the validation days at each checkpoint."""
-    from scalper_cli.diagnostics_table import render_diagnostics as render_table
-    from scalper_shared.schema.training import Diagnostics
-
-    diagnostics = [Diagnostics.model_validate(d) for d in view.get("diagnostics", [])]
-    render_table(console, diagnostics, view.get("warnings", []), f"checkpoints of {view['id']} on the validation days")
+        view = follow_training(http, accepted.id, ctx.console, ctx.plan.poll_s, ctx.plan.training_timeout_s)
+    render_diagnostics(ctx.console, view.diagnostics, view.warnings, f"checkpoints of {view.id} on the validation days")
+    if view.state is not JobState.FINISHED or not view.model_id:
+        raise DemoError(f"training job {view.id} {view.state}: {view.error or 'no model'}")
+    ctx.facts.model_id, ctx.facts.diagnostics = view.model_id, view.diagnostics
+    rate = view.progress.steps_per_second if view.progress else 0.0
+    return f"model {view.model_id} after {ctx.plan.timesteps:,} steps ({rate:,.0f} steps/s)"
 
 
 # --- evaluation ---------------------------------------------------------------------------------
@@ -327,34 +313,17 @@ def evaluate_model(ctx: DemoContext) -> str:
     """``POST /v1/evaluations`` on the held-out week; download the report under ``var/reports/<model>/``."""
     from scalper_cli.evaluation_report import download
 
-    model_id = ctx.facts["model_id"]
+    model_id = ctx.facts.trained_model()
     with ctx.api() as http:
-        accepted = api_json(http.post("/v1/evaluations", json=ctx.plan.evaluation_request(model_id)))
-        view = follow_evaluation(ctx, http, accepted["id"])
-        if view["status"] != "finished":
-            raise DemoError(f"evaluation {view['id']} {view['status']}: {view.get('error')}")
-        report = download(http, view["id"], ctx.settings.var_dir / "reports" / model_id)
-    ctx.facts["report"] = report
-    ctx.facts["metrics"] = view["metrics"]
-    ctx.console.print(view["metrics"]["summary"], highlight=False)
-    return f"{ctx.plan.evaluation_from}..{ctx.plan.evaluation_to} against 3 baselines; report {report}"
-
-
-def follow_evaluation(ctx: DemoContext, http: httpx.Client, evaluation_id: str) -> dict[str, Any]:
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-               TimeElapsedColumn())
-    deadline = time.monotonic() + ctx.plan.evaluation_timeout_s
-    with Progress(*columns, console=ctx.console) as bar:
-        task = bar.add_task("evaluation", total=1.0)
-        while True:
-            view = api_json(http.get(f"/v1/evaluations/{evaluation_id}"))
-            bar.update(task, completed=view["progress"], description=f"evaluation: {view['status']} {view['stage'] or ''}")
-            if view["status"] in TERMINAL_EVALUATION:
-                return view
-            if time.monotonic() > deadline:
-                raise DemoError(f"evaluation {evaluation_id} still {view['status']} "
-                                f"after {ctx.plan.evaluation_timeout_s:.0f}s")
-            time.sleep(ctx.plan.poll_s)
+        accepted = EvaluationAccepted.model_validate(
+            checked(http.post("/v1/evaluations", json=ctx.plan.evaluation_request(model_id))))
+        view = follow_evaluation(http, accepted.id, ctx.console, ctx.plan.poll_s, ctx.plan.evaluation_timeout_s)
+        if view.status is not EvaluationStatus.FINISHED or view.metrics is None:
+            raise DemoError(f"evaluation {view.id} {view.status}: {view.error}")
+        ctx.facts.report = download(http, view.id, ctx.settings.var_dir / "reports" / model_id)
+    ctx.facts.metrics = view.metrics
+    ctx.console.print(view.metrics.summary, highlight=False)
+    return f"{ctx.plan.evaluation_from}..{ctx.plan.evaluation_to} against 3 baselines; report {ctx.facts.report}"
 
 
 # --- promotion and paper ------------------------------------------------------------------------
@@ -362,28 +331,30 @@ def follow_evaluation(ctx: DemoContext, http: httpx.Client, evaluation_id: str) 
 
 def promote_model(ctx: DemoContext, timeout_s: float = 60.0) -> str:
     """``POST /v1/models/{id}/promote`` (admin), then wait until the policy serves it."""
-    model_id = ctx.facts["model_id"]
+    model_id = ctx.facts.trained_model()
     with ctx.api() as http:
-        view = api_json(http.post(f"/v1/models/{model_id}/promote"))
+        view = ModelView.model_validate(checked(http.post(f"/v1/models/{model_id}/promote")))
         deadline = time.monotonic() + timeout_s
-        while api_json(http.get("/v1/policy/model")).get("model_id") != model_id:
+        while ServedModelView.model_validate(checked(http.get("/v1/policy/model"))).model_id != model_id:
             if time.monotonic() > deadline:
                 raise DemoError(f"the policy did not serve {model_id} within {timeout_s:.0f}s of its promotion")
             time.sleep(0.5)
-    ctx.facts["artifact_dir"] = Path(view["artifact_path"])
+    ctx.facts.artifact_dir = Path(view.artifact_path)
     return f"{model_id} promoted; the policy serves it"
 
 
 def paper_day(ctx: DemoContext) -> str:
-    """Replay the paper day through the live services and compare their trades with the backtest."""
+    """Replay the paper day through the services in their own namespace (``scalper paper``), against the backtest."""
     from scalper_cli.paper_services import run_paper
     from scalper_cli.paper_table import render
     from scalper_trainer.evaluation.paper import PaperRequest
 
-    result = run_paper(PaperRequest(ctx.facts["artifact_dir"], ctx.plan.paper_day, ctx.redis_url, ctx.database_url,
+    if ctx.facts.artifact_dir is None:
+        raise DemoError("no promoted model artifact")
+    result = run_paper(PaperRequest(ctx.facts.artifact_dir, ctx.plan.paper_day, ctx.redis_url, ctx.database_url,
                                     ctx.settings.stream_prefix, stream_maxlen=ctx.settings.stream_maxlen))
     render(result)
-    ctx.facts["paper"] = result
+    ctx.facts.paper = result
     first = result.first_difference
     if first is not None:
         raise DemoError(f"{ctx.plan.paper_day}: paper trades DIFFER from the backtest; first difference: "
@@ -444,13 +415,11 @@ def render_summary(console: Console, results: list[StepResult]) -> None:
     console.print(table)
 
 
-def decision_step_lines(diagnostics: list[dict[str, Any]]) -> list[str]:
+def decision_step_lines(diagnostics: list[Diagnostics]) -> list[str]:
     """The last checkpoint's probabilities where the agent really chooses (flat, entry allowed)."""
     if not diagnostics:
         return []
-    from scalper_shared.schema.training import Diagnostics
-
-    last = Diagnostics.model_validate(diagnostics[-1])
+    last = diagnostics[-1]
 
     def pct(value: float | None) -> str:
         return "-" if value is None else f"{value:.1%}"
@@ -460,40 +429,44 @@ def decision_step_lines(diagnostics: list[dict[str, Any]]) -> list[str]:
             "(a uniform policy shows 33% / 67%; only the setup gap shows learning)"]
 
 
-def outcome_lines(facts: dict[str, Any], docs_url: str, stack_up: bool = False) -> list[str]:
+def metrics_lines(metrics: EvaluationMetrics) -> list[str]:
+    """The evaluation's verdict, P&L against the best baseline with its interval, trades per day."""
+    perf, sig = metrics.performance, metrics.significance
+    days = f" over {metrics.window.days} held-out days" if metrics.window else ""
+    lines = [f"verdict: {metrics.summary}", f"agent P&L: ${perf.total_pnl:,.2f}{days}"]
+    if sig.best_baseline is not None and sig.best_baseline_total_pnl is not None:
+        lines[-1] += f"; best baseline {sig.best_baseline}: ${sig.best_baseline_total_pnl:,.2f}"
+    if sig.mean_daily_difference is not None and sig.ci_low is not None and sig.ci_high is not None:
+        lines.append(f"agent - best baseline, mean daily: ${sig.mean_daily_difference:,.2f}, "
+                     f"95% CI [{sig.ci_low:,.2f}, {sig.ci_high:,.2f}]"
+                     + (" (includes 0: no evidence of skill)" if sig.ci_includes_zero else ""))
+    hold = metrics.action_stability.action_shares.get("HOLD", 0.0) if metrics.action_stability else None
+    lines.append(f"trades/day: {metrics.trades_per_day.mean_per_day:.1f}"
+                 + (f"; HOLD: {hold:.1%} of actions" if hold is not None else ""))
+    return lines
+
+
+def paper_line(paper: PaperResult) -> str:
+    p50, p99 = paper.latency_percentile(50), paper.latency_percentile(99)
+    latency = ("no orders, no latency" if p50 is None or p99 is None else
+               f"bar -> order latency p50 {p50:.1f} ms, p99 {p99:.1f} ms ({len(paper.latencies_ms)} orders)")
+    if paper.exact and not paper.paper:
+        parity = "paper trades equal the backtest exactly (no trades on either side: parity holds trivially)"
+    elif paper.exact:
+        parity = "paper trades equal the backtest exactly"
+    else:
+        parity = f"paper trades DIFFER from the backtest ({len(paper.differences)} differences)"
+    return f"paper day {paper.day}: {len(paper.paper)} trades, P&L ${paper.paper_pnl:,.2f}; {latency}; {parity}"
+
+
+def outcome_lines(facts: DemoFacts, docs_url: str, stack_up: bool = False) -> list[str]:
     """The plain-text outcome of the loop, from what the steps found (only what they got to)."""
-    lines = []
-    if "report" in facts:
-        lines.append(f"report: {facts['report']}")
-    metrics = facts.get("metrics")
-    if metrics:
-        perf, sig = metrics["performance"], metrics["significance"]
-        lines.append(f"verdict: {metrics['summary']}")
-        best = sig.get("best_baseline")
-        line = f"agent P&L: ${perf['total_pnl']:,.2f} over {metrics['window']['days']} held-out days"
-        if best is not None:
-            line += f"; best baseline {best}: ${sig['best_baseline_total_pnl']:,.2f}"
-            lines.append(line)
-            lines.append(f"agent - best baseline, mean daily: ${sig['mean_daily_difference']:,.2f}, "
-                         f"95% CI [{sig['ci_low']:,.2f}, {sig['ci_high']:,.2f}]"
-                         + (" (includes 0: no evidence of skill)" if sig["ci_includes_zero"] else ""))
-        else:
-            lines.append(line)
-        hold = metrics["action_stability"]["action_shares"].get("HOLD", 0.0)
-        lines.append(f"trades/day: {metrics['trades_per_day']['mean_per_day']:.1f}; HOLD: {hold:.1%} of actions")
-    lines.extend(decision_step_lines(facts.get("diagnostics") or []))
-    paper = facts.get("paper")
-    if paper is not None:
-        p50, p99 = paper.latency_percentile(50), paper.latency_percentile(99)
-        latency = "no orders, no latency" if p50 is None else f"bar -> order latency p50 {p50:.1f} ms, p99 {p99:.1f} ms ({len(paper.latencies_ms)} orders)"
-        if paper.exact and not paper.paper:
-            parity = "paper trades equal the backtest exactly (no trades on either side: parity holds trivially)"
-        elif paper.exact:
-            parity = "paper trades equal the backtest exactly"
-        else:
-            parity = f"paper trades DIFFER from the backtest ({len(paper.differences)} differences)"
-        lines.append(f"paper day {paper.day}: {len(paper.paper)} trades, P&L ${sum(t.pnl for t in paper.paper):,.2f}; "
-                     f"{latency}; {parity}")
+    lines = [f"report: {facts.report}"] if facts.report is not None else []
+    if facts.metrics is not None:
+        lines.extend(metrics_lines(facts.metrics))
+    lines.extend(decision_step_lines(facts.diagnostics))
+    if facts.paper is not None:
+        lines.append(paper_line(facts.paper))
     if stack_up:
         lines.append(f"API docs: {docs_url} (ReDoc: {docs_url.removesuffix('/docs')}/redoc)")
     else:  # the stack was stopped above: say how to get the docs served, not a dead address

@@ -23,12 +23,12 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 import redis
-from psycopg import sql
 from pydantic import BaseModel
 from sqlalchemy.engine import make_url
 
 from scalper_cli.processes import StopTarget, free_port, is_running, spawn_detached, stop_processes
 from scalper_cli.settings import StackSettings
+from scalper_shared.db import engine as db_engine
 
 logger = logging.getLogger(__name__)
 
@@ -96,29 +96,20 @@ def postgres_answers(database_url: str, timeout_s: float) -> bool:
 
 def drop_database(database_url: str, timeout_s: float) -> bool:
     """Drop the URL's database (closing its connections) if it exists; True if it was dropped."""
-    name = make_url(database_url).database or DEFAULT_DATABASE
-    with psycopg.connect(conninfo(database_url, MAINTENANCE_DB), autocommit=True,
-                         connect_timeout=max(1, round(timeout_s))) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
-            return False
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-    logger.info("dropped database %s", name)
-    return True
+    dropped = db_engine.drop_database(database_url, timeout_s)
+    if dropped:
+        logger.info("dropped database %s", make_url(database_url).database)
+    return dropped
 
 
 def ensure_database(database_url: str, timeout_s: float) -> bool:
     """Create the URL's database when the server answers but the database is missing; True if created."""
     if _connects(conninfo(database_url), timeout_s):
         return False
-    name = make_url(database_url).database or DEFAULT_DATABASE
-    with psycopg.connect(conninfo(database_url, MAINTENANCE_DB), autocommit=True,
-                         connect_timeout=max(1, round(timeout_s))) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if exists:
-            return False
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    logger.info("created database %s", name)
-    return True
+    created = db_engine.create_database(database_url, timeout_s)
+    if created:
+        logger.info("created database %s", make_url(database_url).database)
+    return created
 
 
 def mask_url(url: str) -> str:

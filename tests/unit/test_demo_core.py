@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from pathlib import Path
 
 from scalper_cli import demo
 from scalper_shared.runtime.api_security import ApiKeyRecord, Scope, hash_key
-from scalper_shared.schema.evaluation import EvaluationRequest
+from scalper_shared.schema.evaluation import EvaluationMetrics, EvaluationRequest
 from scalper_shared.schema.training import TrainConfig
 from scalper_trainer.evaluation.paper import PaperResult, PaperTrade
 
@@ -37,20 +38,26 @@ def test_the_plan_makes_valid_requests_with_held_out_windows_in_order() -> None:
     assert request.end < plan.paper_day
 
 
-def _metrics(total: float, best: float, low: float, high: float) -> dict:
-    return {"summary": f"The agent {'LOST' if total < 0 else 'MADE'} ${abs(total):,.2f} over 5 days.",
-            "performance": {"total_pnl": total}, "window": {"days": 5},
-            "significance": {"best_baseline": "momentum_rule", "best_baseline_total_pnl": best,
-                             "mean_daily_difference": (total - best) / 5, "ci_low": low, "ci_high": high,
-                             "ci_includes_zero": low <= 0 <= high},
-            "trades_per_day": {"mean_per_day": 3.2}, "action_stability": {"action_shares": {"HOLD": 0.91}}}
+def _metrics(total: float, best: float, low: float, high: float) -> EvaluationMetrics:
+    performance = {"total_pnl": total, "mean_daily_pnl": total / 5, "trades": 16, "win_rate": 0.4,
+                   "profit_factor": 0.7, "max_drawdown": 900.0, "daily_sharpe": None, "annualised_sharpe": None,
+                   "probabilistic_sharpe_ratio": None, "winning_days": 2, "losing_days": 3}
+    trades = {"mean_per_day": 3.2, "min_per_day": 1, "max_per_day": 5, "mean_per_symbol_day": 1.6,
+              "target_band": (2, 8), "in_target_band": True}
+    return EvaluationMetrics.model_validate({
+        "summary": f"The agent {'LOST' if total < 0 else 'MADE'} ${abs(total):,.2f} over 5 days.",
+        "performance": performance, "window": {"days": 5, "symbol_days": 10},
+        "significance": {"best_baseline": "momentum_rule", "best_baseline_total_pnl": best,
+                         "mean_daily_difference": (total - best) / 5, "ci_low": low, "ci_high": high,
+                         "ci_includes_zero": low <= 0 <= high},
+        "trades_per_day": trades, "action_stability": {"action_shares": {"HOLD": 0.91}, "mean_entropy": 1.2}})
 
 
 def test_a_losing_agent_and_differing_paper_trades_are_said_plainly() -> None:
     trade = PaperTrade("SPY", 1, 10, 20, "agent", 1.5, (1.4,), 10, -112.5)
     paper = PaperResult("model-x", date(2025, 8, 18), 390, 780, 12.0, [trade], [], latencies_ms=[3.0, 5.0, 40.0])
-    facts = {"report": "/var/reports/model-x/report.html", "metrics": _metrics(-812.4, 120.0, -300.0, -20.0),
-             "paper": paper}
+    facts = demo.DemoFacts(report=Path("/var/reports/model-x/report.html"),
+                           metrics=_metrics(-812.4, 120.0, -300.0, -20.0), paper=paper)
 
     lines = demo.outcome_lines(facts, "http://127.0.0.1:8000/docs")
 
@@ -69,13 +76,13 @@ def test_a_losing_agent_and_differing_paper_trades_are_said_plainly() -> None:
 
 
 def test_the_summary_of_a_demo_that_stopped_early_has_only_the_docs_address() -> None:
-    (line,) = demo.outcome_lines({}, "http://127.0.0.1:8000/docs")
+    (line,) = demo.outcome_lines(demo.DemoFacts(), "http://127.0.0.1:8000/docs")
     assert line.startswith("API docs: http://127.0.0.1:8000/docs once the stack is up")
 
 
 def test_a_paper_day_without_trades_says_its_parity_is_trivial() -> None:
     paper = PaperResult("model-x", date(2025, 8, 18), 390, 780, 12.0, [], [])
-    (line,) = [x for x in demo.outcome_lines({"paper": paper}, "d") if x.startswith("paper day")]
+    (line,) = [x for x in demo.outcome_lines(demo.DemoFacts(paper=paper), "d") if x.startswith("paper day")]
     assert "0 trades" in line and "no orders, no latency" in line and "parity holds trivially" in line
 
 
@@ -94,6 +101,6 @@ def test_the_summary_reports_the_last_checkpoints_decision_step_probabilities() 
         "selectivity": None, "trim_50_share": None, "trim_70_share": None, "exit_share": None,
         "mean_holding_minutes": None, "collapse_warning": False, "not_learning_warning": False,
         "train_reward_terms": {}})
-    lines = demo.outcome_lines({"diagnostics": [last.model_dump(mode="json")]}, "http://127.0.0.1:8000/docs")
+    lines = demo.outcome_lines(demo.DemoFacts(diagnostics=[last]), "http://127.0.0.1:8000/docs")
     assert ("decision steps at step 50,000: P(HOLD) 40.0%, P(BUY) 60.0%; P(BUY) on strong setups 90.0% vs "
             "elsewhere 55.0% (a uniform policy shows 33% / 67%; only the setup gap shows learning)") in lines

@@ -68,7 +68,7 @@ def test_the_demo_fails_when_paper_parity_fails(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(paper_services, "run_paper_day", forced_mismatch)
     ctx = SimpleNamespace(redis_url="redis://x", database_url="postgresql://x",
                           settings=SimpleNamespace(stream_prefix="p:", stream_maxlen=10),
-                          facts={"artifact_dir": Path("."), "model_id": "model-x"},
+                          facts=demo.DemoFacts(model_id="model-x", artifact_dir=Path(".")),
                           plan=demo.DemoPlan(paper_day=date(2025, 8, 21)))
     with pytest.raises(demo.DemoError, match="first difference: trade 0: exit_reason differs"):
         demo.paper_day(ctx)  # type: ignore[arg-type]

@@ -7,12 +7,10 @@ it in this process instead (DATABASE_URL and ARTIFACTS_DIR from the environment 
 
 from __future__ import annotations
 
-import time
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -20,20 +18,19 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from scalper_cli.api_client import ApiClientSettings, checked, client
 from scalper_cli.commands.premium import load_premium_config
 from scalper_cli.evaluation_report import download
+from scalper_cli.followers import follow_evaluation
 from scalper_cli.market_options import check_market, day_window
 from scalper_shared.core.premium import PremiumModelConfig
 from scalper_shared.schema.evaluation import (
     EvaluationAccepted,
     EvaluationMetrics,
     EvaluationStatus,
-    EvaluationView,
 )
 from scalper_shared.settings import ServiceSettings, load_settings
 
 app = typer.Typer(help=__doc__)
 console = Console()
 errors = Console(stderr=True)
-TERMINAL = (EvaluationStatus.FINISHED, EvaluationStatus.FAILED)
 
 
 def request_body(model: str, start: date, end: date, symbols: str | None, seed: int, source: str,
@@ -48,20 +45,6 @@ def request_body(model: str, start: date, end: date, symbols: str | None, seed: 
     if symbols:
         body["symbols"] = [s.strip() for s in symbols.split(",") if s.strip()]
     return body
-
-
-def follow(http: httpx.Client, evaluation_id: str, poll_s: float) -> EvaluationView:
-    """Poll the evaluation with a progress bar until it ends; returns its last view."""
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-               TimeElapsedColumn())
-    with Progress(*columns, console=console) as bar:
-        task = bar.add_task(evaluation_id, total=1.0)
-        while True:
-            view = EvaluationView.model_validate(checked(http.get(f"/v1/evaluations/{evaluation_id}")))
-            bar.update(task, completed=view.progress, description=f"{evaluation_id} {view.status}: {view.stage}")
-            if view.status in TERMINAL:
-                return view
-            time.sleep(poll_s)
 
 
 def show(metrics: EvaluationMetrics) -> None:
@@ -141,7 +124,7 @@ def evaluate(
             "/v1/evaluations", json=request_body(model, first, last, symbols, seed, source, checkpoints,
                                                  premium.model_dump(mode="json") if premium else None,
                                                  synthetic_seed, synthetic_edge, fills))))
-        view = follow(http, accepted.id, poll_s)
+        view = follow_evaluation(http, accepted.id, console, poll_s)
         if view.status is not EvaluationStatus.FINISHED or view.metrics is None:
             errors.print(f"[red]evaluation {view.id} failed:[/] {view.error}", highlight=False)
             raise typer.Exit(1)

@@ -6,28 +6,25 @@ The API is ``SCALPER_API_URL`` (default ``http://127.0.0.1:8000``) and the key `
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from scalper_cli.api_client import ApiClientSettings, checked, client
 from scalper_cli.commands.premium import load_premium_config
+from scalper_cli.followers import follow_training
 from scalper_cli.market_options import check_market
 from scalper_shared.schema.training import JobState, TrainingJobAccepted, TrainingJobView
-from scalper_shared.schema.training import Progress as JobProgress
 from scalper_shared.settings import load_settings
 
 app = typer.Typer(help=__doc__)
 console = Console()
 errors = Console(stderr=True)
-TERMINAL_STATES = (JobState.FINISHED, JobState.FAILED, JobState.CANCELLED)
 
 
 def request_body(symbols: str, start: date, end: date, validation_days: int, timesteps: int, seed: int,
@@ -45,22 +42,6 @@ def request_body(symbols: str, start: date, end: date, validation_days: int, tim
     if n_envs is not None:
         body["n_envs"] = n_envs
     return body
-
-
-def follow(http: httpx.Client, job_id: str, poll_s: float) -> TrainingJobView:
-    """Poll the job, drawing a progress bar, until it ends; returns its last status."""
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
-               TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
-    with Progress(*columns, console=console) as bar:
-        task = bar.add_task(job_id, total=None, rate="")
-        while True:
-            view = TrainingJobView.model_validate(checked(http.get(f"/v1/training-jobs/{job_id}")))
-            progress = view.progress or JobProgress()
-            bar.update(task, completed=progress.steps, total=progress.total_steps or None,
-                       description=f"{job_id} {view.state}", rate=f"{progress.steps_per_second:,.0f} steps/s")
-            if view.state in TERMINAL_STATES:
-                return view
-            time.sleep(poll_s)
 
 
 def render(view: TrainingJobView) -> None:
@@ -122,7 +103,7 @@ def train(
         console.print(f"training job {accepted.id} {accepted.state}", highlight=False)
         if not wait:
             return
-        view = follow(http, accepted.id, poll_s)
+        view = follow_training(http, accepted.id, console, poll_s)
         render(view)
         if view.state is not JobState.FINISHED:
             raise typer.Exit(1)

@@ -32,16 +32,55 @@ def make_engine(url: str | URL, **options: Any) -> Engine:
 MAINTENANCE_DATABASE = "postgres"
 
 
-def recreate_database(url: str | URL) -> None:
-    """Drop ``url``'s database (closing its connections) if it exists, then create it empty."""
-    target = database_url(url)
+def _admin(target: URL, timeout_s: float) -> tuple[Engine, str]:
+    """An autocommit engine on the server's maintenance database, and ``target``'s quoted name."""
     if not target.database or target.database == MAINTENANCE_DATABASE:
-        raise ValueError(f"refusing to recreate database {target.database!r}")
-    admin = make_engine(target.set(database=MAINTENANCE_DATABASE), isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    name = admin.dialect.identifier_preparer.quote(target.database)
+        raise ValueError(f"refusing to create or drop database {target.database!r}")
+    admin = make_engine(target.set(database=MAINTENANCE_DATABASE), isolation_level="AUTOCOMMIT", poolclass=NullPool,
+                        connect_args={"connect_timeout": max(1, round(timeout_s))})
+    return admin, admin.dialect.identifier_preparer.quote(target.database)
+
+
+def database_exists(url: str | URL, timeout_s: float = 10.0) -> bool:
+    target = database_url(url)
+    admin, _ = _admin(target, timeout_s)
+    try:
+        with admin.connect() as connection:
+            return connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                                      {"name": target.database}).first() is not None
+    finally:
+        admin.dispose()
+
+
+def drop_database(url: str | URL, timeout_s: float = 10.0) -> bool:
+    """Drop ``url``'s database (closing its connections) if it exists; True if it was dropped."""
+    target = database_url(url)
+    if not database_exists(target, timeout_s):
+        return False
+    admin, name = _admin(target, timeout_s)
     try:
         with admin.connect() as connection:
             connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    finally:
+        admin.dispose()
+    return True
+
+
+def create_database(url: str | URL, timeout_s: float = 10.0) -> bool:
+    """Create ``url``'s database unless it exists; True if it was created."""
+    target = database_url(url)
+    if database_exists(target, timeout_s):
+        return False
+    admin, name = _admin(target, timeout_s)
+    try:
+        with admin.connect() as connection:
             connection.execute(text(f"CREATE DATABASE {name}"))
     finally:
         admin.dispose()
+    return True
+
+
+def recreate_database(url: str | URL) -> None:
+    """Drop ``url``'s database (closing its connections) if it exists, then create it empty."""
+    drop_database(url)
+    create_database(url)

@@ -147,6 +147,22 @@ class FillSummary(BaseModel):
         return None if counts is None else RealFillCounts.model_validate(counts)
 
 
+class EvaluationWindow(BaseModel):
+    """The evaluated window (its other keys stay JSON)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    days: int = Field(description="Trading days evaluated")
+
+
+class ActionStability(BaseModel):
+    """The agent's action distribution over the window (its other keys stay JSON)."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    action_shares: dict[str, float] = Field(description="Share of each action's name among the steps taken")
+
+
 class EvaluationMetrics(BaseModel):
     """``metrics.json`` (and ``GET /v1/evaluations/{id}`` ``metrics``): the sections read by programs
     are typed; the report's other sections (trades, price days, stop loss, rotation, stability, ...)
@@ -158,6 +174,8 @@ class EvaluationMetrics(BaseModel):
     performance: Performance
     trades_per_day: TradesPerDay
     significance: Significance
+    window: EvaluationWindow | None = None
+    action_stability: ActionStability | None = None
     fills: FillSummary = FillSummary(mode="model")
 
 
