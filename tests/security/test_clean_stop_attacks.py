@@ -27,7 +27,6 @@ from scalper_shared.db import make_engine
 from scalper_shared.db.evaluations import create_evaluation, load_evaluation
 from scalper_shared.runtime.rq_jobs import (
     JobPreempted,
-    note_abandoned,
     note_evaluation_interrupted,
     run_sweeper,
 )
@@ -139,7 +138,7 @@ def test_a_preempted_training_run_checkpoints_says_so_and_the_next_attempt_resum
 def test_a_busy_worker_kills_a_job_that_ignores_the_stop_after_the_grace_and_requeues_it(
         redis_url: str, redis_client: redis.Redis, stream_prefix: str) -> None:
     queue = Queue(stream_prefix + "training", connection=redis_client, serializer=JSONSerializer)
-    job = queue.enqueue("time.sleep", 600, job_timeout=900, on_failure=Callback(note_abandoned))  # no retries
+    job = queue.enqueue("time.sleep", 600, job_timeout=900)  # no retries, no callback: a study's finalise job
     worker = start_worker(redis_url, queue, grace_s=2)
     try:
         wait_until(lambda: job.get_status(refresh=True) == JobStatus.STARTED, 30, "the job to start", poll_s=0.2)

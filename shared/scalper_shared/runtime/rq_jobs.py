@@ -14,8 +14,8 @@ to end: :class:`HeartbeatWorker` sets the job's preempt flag (:func:`preempt_fla
 job (training, a study trial) checkpoints, says so in its status and raises :class:`JobPreempted`. A job
 that has not stopped after ``preempt_grace_s`` (an evaluation, a study's finalise step: they restart from
 the beginning, nothing is lost) has its work-horse killed, and its failure callback hears
-:class:`WorkerStopped` (:func:`note_abandoned` writes the warning; :func:`note_evaluation_interrupted`
-puts the evaluation's row back to ``queued``). Either way the job is re-queued without spending one of
+:class:`WorkerStopped` (:func:`note_evaluation_interrupted` puts the evaluation's row back to
+``queued``; :func:`note_abandoned`, also the fallback of a job without a callback, writes the warning). Either way the job is re-queued without spending one of
 its own retries (a shutdown is not the job's fault) and the worker exits within seconds; the next worker
 resumes or restarts it.
 
@@ -124,8 +124,11 @@ class HeartbeatWorker(Worker):
             if job.id == self._killed_job_id:
                 stopped = WorkerStopped(f"worker {self.name} stopped; the job was killed after "
                                         f"{self.preempt_grace_s:.0f} s and re-queued")
-                try:
-                    execute_failure_callback(job, self.death_penalty_class, WorkerStopped, stopped, None)
+                try:  # the job's own callback says so in its status; a job without one gets the warning
+                    if job.failure_callback is not None:
+                        execute_failure_callback(job, self.death_penalty_class, WorkerStopped, stopped, None)
+                    else:
+                        note_abandoned(job, self.connection, WorkerStopped, stopped, None)
                 except Exception:  # noqa: BLE001 - the job is re-queued all the same
                     logger.exception("job %s: failure callback raised", job.id)
             self._preempted_job_id = self._killed_job_id = None
