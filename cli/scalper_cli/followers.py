@@ -11,7 +11,14 @@ import time
 
 import httpx
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from scalper_cli.api_client import checked
 from scalper_shared.schema.evaluation import EvaluationStatus, EvaluationView
@@ -33,7 +40,7 @@ def _past(deadline: float | None) -> bool:
 def follow_training(http: httpx.Client, job_id: str, console: Console, poll_s: float,
                     timeout_s: float | None = None) -> TrainingJobView:
     """Poll the training job until it ends; returns its last view."""
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     with Progress(*columns, console=console) as bar:
