@@ -10,7 +10,7 @@ checkpoint diagnostics) -> evaluate on held-out days against the baselines over 
 under ``var/reports/<model>/``) -> promote -> one paper day through the live services, compared
 with the backtest -> an honest summary. The stack is brought down at the end, whatever happened,
 unless ``keep_up``. Training reads the ``bars`` table (``data_source="database"``) and computes
-the features itself, so no feature-store build is needed.
+the features itself.
 """
 
 from __future__ import annotations

@@ -48,8 +48,6 @@ COMMANDS: dict[str, LazyCommand] = {
                           "Market data into the bars table and md.bars: backfill, file, live, replay."),
     "data": LazyCommand("scalper_cli.commands.data:app",
                         "What the bars table holds, checked against the market calendar."),
-    "features": LazyCommand("scalper_cli.commands.features:app",
-                            "Batch features from the bars table into the feature store."),
     "train": LazyCommand("scalper_cli.commands.train:train",
                          "Start a training job on the policy API (--wait follows it)."),
     "tensorboard": LazyCommand("scalper_cli.commands.tensorboard:tensorboard",

@@ -11,15 +11,14 @@ import numpy as np
 import pytest
 import redis
 from sqlalchemy import Engine, select
-from typer.testing import CliRunner
 
-from scalper_cli.main import app as cli_app
+from scalper_features.build import session_feature_days
 from scalper_features.pipeline import FeaturePipeline
-from scalper_features.repository import stored_features
+from scalper_features.repository import load_bar_arrays, stored_features
 from scalper_shared.bus import ConsumerConfig, ConsumerRunner, StreamProducer
 from scalper_shared.clock import SystemClock
 from scalper_shared.core.features import FEATURE_SPEC
-from scalper_shared.core.features.store import load_feature_days
+from scalper_shared.core.features.sessions import session_bounds
 from scalper_shared.db import make_engine
 from scalper_shared.db.models import features
 from scalper_shared.schema import CODEC, streams
@@ -71,11 +70,11 @@ def test_service_vectors_equal_the_batch_build_of_the_same_bars(
     consume_all(runner, pipeline)
     vectors = read_vectors(redis_client, stream_prefix)
 
-    monkeypatch.setenv("DATABASE_URL", migrated_database_url)
-    result = CliRunner().invoke(cli_app, ["features", "build", "--symbols", "SPY,QQQ", "--from", str(DAY),
-                                          "--to", str(DAY), "--out", str(tmp_path)])
-    assert result.exit_code == 0, result.output
-    days = load_feature_days(tmp_path, ["SPY", "QQQ"], DAY, DAY)
+    bounds = session_bounds(DAY)
+    assert bounds is not None
+    with db.connect() as connection:  # the batch build of the stored bars, as training computes it
+        stored_bars = load_bar_arrays(connection, SYMBOLS, bounds.open_ms, bounds.close_ms)
+    days = session_feature_days(bounds, stored_bars, SYMBOLS)
     assert [(d.symbol, d.day) for d in days] == [("SPY", DAY), ("QQQ", DAY)]
     for day in days:
         assert (len(day), int((~day.real).sum())) == EXPECTED_ROWS[day.symbol]

@@ -28,14 +28,13 @@ from scalper_features import metrics
 from scalper_features.build import session_feature_days
 from scalper_features.main import replica_workers
 from scalper_features.pipeline import FeaturePipeline
-from scalper_features.repository import stored_features
+from scalper_features.repository import load_session_bars, stored_features
 from scalper_features.settings import FeaturesSettings
 from scalper_shared.bus import ConsumerConfig, ConsumerRunner, StreamProducer
 from scalper_shared.bus import group_backlog as bus_group_backlog
 from scalper_shared.clock import SystemClock
-from scalper_shared.core.features import FEATURE_SPEC, BarArrays
-from scalper_shared.core.features.sessions import session_of
-from scalper_shared.core.features.store import FeatureDay, load_feature_days
+from scalper_shared.core.features import FEATURE_SPEC, BarArrays, FeatureDay
+from scalper_shared.core.features.sessions import session_bounds, session_of
 from scalper_shared.db import make_engine
 from scalper_shared.schema import CODEC, streams
 from scalper_shared.schema.messages import FeatureVector
@@ -225,11 +224,12 @@ def test_an_equity_imported_without_volume_has_its_volume_features_marked_on_bot
     final = {key(v): v for v in all_vectors(redis_client, stream_prefix)}
     assert {v.unavailable for k, v in final.items() if k[0] == "SPY"} == {("dist_vwap", "volume_z")}
     assert {v.unavailable for k, v in final.items() if k[0] == "QQQ"} == {()}  # QQQ's own volume is there
-    monkeypatch.setenv("DATABASE_URL", migrated_database_url)
-    built = CliRunner().invoke(cli_app, ["features", "build", "--symbols", "SPY,QQQ", "--from", str(DAY),
-                                         "--to", str(DAY), "--out", str(tmp_path / "store")])
-    assert built.exit_code == 0, built.output
-    days = {d.symbol: d for d in load_feature_days(tmp_path / "store", list(SYMBOLS), DAY, DAY)}
+    bounds = session_bounds(DAY)
+    assert bounds is not None
+    with db.connect() as connection:  # the batch build of the stored bars (SPY's stored without volume)
+        loaded = load_session_bars(connection, SYMBOLS, bounds.open_ms, bounds.close_ms)
+    days = {d.symbol: d for d in session_feature_days(bounds, loaded.bars, SYMBOLS,
+                                                      without_volume=loaded.without_volume)}
     assert days["SPY"].unavailable == ("dist_vwap", "volume_z") and days["QQQ"].unavailable == ()
     assert np.all(days["SPY"].values[:, FEATURE_SPEC.index("volume_z")] == 0.0)
     for symbol, day in days.items():

@@ -7,8 +7,7 @@ checked in the same Lua script as the ``XADD``), so a stale owner can neither wr
 
 Per batch of deliveries: bars go through the :class:`MinuteAligner` (which says which minutes may
 be computed, and up to which minute each symbol's bars are final); each session with a released
-minute is computed by the **batch code** (``session_feature_days``, the function of ``scalper
-features build``) over the session's stored bars, each symbol's up to its newest bar seen on the
+minute is computed by the **batch code** (``session_feature_days`` of ``scalper_features.build``) over the session's stored bars, each symbol's up to its newest bar seen on the
 stream. The rows of released minutes that were not published yet, or that changed and now have
 their full context, are upserted into ``features`` (``published`` false) and committed, published
 on ``features.vectors``, flagged published; the runner then acknowledges the entries. So every

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import Field, field_validator
 
 from scalper_shared.settings import ServiceSettings
@@ -17,8 +15,6 @@ class FeaturesSettings(ServiceSettings):
                          description="Comma-separated symbols whose bars become features (minutes align across them)")
     minute_wait_s: float = Field(5.0, gt=0, le=300, validation_alias="FEATURES_MINUTE_WAIT_S",
                                  description="Seconds a minute waits for the other symbols' bars before it is processed anyway")
-    features_dir: Path = Field(Path("var/features"), validation_alias="FEATURES_DIR",
-                               description="Feature store of `scalper features build` (npz per symbol-day)")
     lease_ttl_ms: int = Field(10_000, ge=500, le=600_000, validation_alias="FEATURES_LEASE_TTL_MS",
                               description="The owner's lease lasts this long per renewal (renewed every third of it); "
                                           "a standby takes over at most this long after the owner stopped renewing")

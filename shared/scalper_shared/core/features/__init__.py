@@ -3,7 +3,7 @@
 See docs/features.md for the feature table and the rules (sessions, gaps, warm-up, context).
 """
 
-from scalper_shared.core.features.batch import FeatureFrame, session_features, symbol_features
+from scalper_shared.core.features.batch import FeatureDay, FeatureFrame, session_features, symbol_features
 from scalper_shared.core.features.context import ContextLookup, ContextTracker, MarketContext, no_context
 from scalper_shared.core.features.engine import FeatureEngine
 from scalper_shared.core.features.incremental import BarInput, FeatureRow, IncrementalFeatures
@@ -35,7 +35,7 @@ from scalper_shared.core.features.strong_setup import (
 
 __all__ = [
     "FEATURE_SPEC", "FLAT", "N_FEATURES", "N_MARKET", "STRONG_SETUP", "BarArrays", "BarInput",
-    "ContextLookup", "ContextTracker", "FeatureDef", "FeatureEngine", "FeatureFrame", "FeatureRow", "FeatureSpec",
+    "ContextLookup", "ContextTracker", "FeatureDay", "FeatureDef", "FeatureEngine", "FeatureFrame", "FeatureRow", "FeatureSpec",
     "IncrementalFeatures", "MarketContext", "ObservationWindow", "PositionFeatures", "SessionBars",
     "SetupSide", "StrongSetupRule", "build_observation", "firing_rates", "no_context",
     "observation_at", "peer_symbol", "reference_symbol", "session_features", "session_of",

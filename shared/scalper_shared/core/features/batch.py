@@ -32,6 +32,30 @@ SessionMap = Mapping[date, SessionBars]
 
 
 @dataclass(frozen=True, slots=True)
+class FeatureDay:
+    """One symbol-session of batch features on its gap-filled minute grid (oldest first): bar starts
+    (epoch ms UTC), the market features in spec order, the (gap-filled) prices, whether the minute had
+    a bar, and whole minutes from the bar's end to the session close."""
+
+    symbol: str
+    day: date
+    spec_hash: str
+    minutes: IntArray
+    values: FloatArray
+    close: FloatArray
+    high: FloatArray
+    low: FloatArray
+    real: npt.NDArray[np.bool_]
+    minutes_to_close: npt.NDArray[np.int32]
+    unavailable: tuple[str, ...] = ()
+    """Features of every row of the day computed without their inputs (``availability``: an equity
+    day without volume)."""
+
+    def __len__(self) -> int:
+        return len(self.minutes)
+
+
+@dataclass(frozen=True, slots=True)
 class FeatureFrame:
     """Market features of one symbol: one row per grid minute, sessions back to back.
 
