@@ -179,6 +179,19 @@ def test_an_evaluation_whose_worker_stops_is_requeued_and_its_row_says_so(
         engine.dispose()
 
 
+def test_the_evaluations_api_enqueues_jobs_whose_row_hears_of_a_stopped_or_dead_worker(
+        redis_client: redis.Redis, stream_prefix: str, migrated_database_url: str) -> None:
+    from scalper_policy.evaluations_api import EvaluationJobs
+
+    engine = make_engine(migrated_database_url)
+    jobs = EvaluationJobs(redis_client, engine, lambda: "wired", prefix=stream_prefix)
+    evaluation_id = jobs.submit(EvaluationRequest(model_id="m", start=date(2025, 7, 7), end=date(2025, 7, 8)))
+    job = Job.fetch(evaluation_id, connection=redis_client, serializer=JSONSerializer)
+    assert job.failure_callback is note_evaluation_interrupted
+    jobs.queue.delete(delete_jobs=True)
+    engine.dispose()
+
+
 def test_an_evaluation_whose_worker_died_is_marked_failed_by_the_sweep_thread(
         redis_url: str, redis_client: redis.Redis, stream_prefix: str, migrated_database_url: str,
         monkeypatch: pytest.MonkeyPatch) -> None:
