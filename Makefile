@@ -7,7 +7,7 @@ MYPY_PACKAGES := shared/scalper_shared cli/scalper_cli $(patsubst %/__init__.py,
 PKG_FILES := requirements-dev.txt constraints.txt shared/pyproject.toml cli/pyproject.toml \
 	$(wildcard services/*/pyproject.toml)
 
-.PHONY: install demo test test-fast lint bench up down clean
+.PHONY: install demo test test-fast proofs lint bench up down clean
 
 install: $(STAMP)
 
@@ -26,6 +26,10 @@ test: install
 
 test-fast: install
 	$(BIN)/pytest -m "not slow"
+
+# The learning proofs (issue #13): real training runs, deselected from `make test` by pytest's addopts.
+proofs: install
+	$(BIN)/pytest -m proof
 
 lint: install
 	$(BIN)/ruff check .
