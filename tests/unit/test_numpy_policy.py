@@ -88,3 +88,47 @@ def test_stochastic_action_needs_an_rng_and_respects_the_mask() -> None:
 def test_masked_softmax_rows_sum_to_one() -> None:
     probs = masked_softmax(np.array([[1.0, 2.0, 3.0]]), np.array([[True, False, True]]))
     assert probs[0, 1] == 0.0 and probs.sum() == pytest.approx(1.0)
+
+
+def test_a_standardised_policy_exports_with_the_statistics_folded_in() -> None:
+    """The exported numpy policy reads the raw observation and gives SB3's probabilities; the
+    statistics survive a save and load of the SB3 model (a resumed job keeps them)."""
+    from sb3_contrib import MaskablePPO
+
+    from scalper_trainer.export import export_numpy_policy
+    from scalper_trainer.normalise import StandardisedFlatten, observation_stats
+
+    rng = np.random.default_rng(4)
+    bars = rng.normal(3.0, 5.0, (500, 21))
+    mean, std = observation_stats(bars)
+    assert np.allclose(mean[:21], bars.mean(axis=0)) and np.allclose(std[:21], bars.std(axis=0))
+    assert mean[21:23] == [0.0, 0.0] and std[21:23] == [1.0, 1.0] and len(mean) == 460
+    model = MaskablePPO("MlpPolicy", _BoxEnv(), seed=3, device="cpu",
+                        policy_kwargs={"features_extractor_class": StandardisedFlatten,
+                                       "features_extractor_kwargs": {"mean": mean, "std": std}})
+    obs, masks = _random_batch(64, seed=5)
+    with torch.no_grad():
+        sb3_probs = model.policy.get_distribution(torch.as_tensor(obs), action_masks=masks).distribution.probs.numpy()
+        unscaled = model.policy.mlp_extractor.policy_net(torch.as_tensor(obs.reshape(64, -1)))
+        scaled = model.policy.mlp_extractor.policy_net(model.policy.extract_features(torch.as_tensor(obs)))
+    assert not torch.allclose(unscaled, scaled)      # the standardisation is really applied
+    np.testing.assert_allclose(export_numpy_policy(model).probabilities(obs, masks), sb3_probs, atol=1e-5)
+    with pytest.raises(ValueError, match="must be"):
+        observation_stats(bars[:, :5])
+
+
+def test_a_standardised_model_saved_and_loaded_exports_the_same_policy(tmp_path: Path) -> None:
+    from sb3_contrib import MaskablePPO
+
+    from scalper_trainer.export import export_numpy_policy
+    from scalper_trainer.normalise import StandardisedFlatten, observation_stats
+
+    mean, std = observation_stats(np.random.default_rng(6).normal(1.0, 3.0, (100, 21)))
+    model = MaskablePPO("MlpPolicy", _BoxEnv(), seed=3, device="cpu",
+                        policy_kwargs={"features_extractor_class": StandardisedFlatten,
+                                       "features_extractor_kwargs": {"mean": mean, "std": std}})
+    model.save(tmp_path / "model.zip")
+    loaded = MaskablePPO.load(tmp_path / "model.zip", device="cpu")
+    obs, masks = _random_batch(16, seed=7)
+    np.testing.assert_array_equal(export_numpy_policy(loaded).probabilities(obs, masks),
+                                  export_numpy_policy(model).probabilities(obs, masks))

@@ -84,10 +84,18 @@ def test_idempotency_key_gives_a_deterministic_job_id() -> None:
 
 
 def test_ppo_kwargs_follow_the_config() -> None:
-    config = TrainConfig(**WINDOW, seed=7, device="cpu", preset="seed", ppo={"batch_size": 512, "net_arch": (32, 16)})
-    kwargs = maskable_ppo_kwargs(config)
+    config = TrainConfig(**WINDOW, seed=7, device="cpu", preset="seed",
+                         ppo={"batch_size": 512, "net_arch": (32, 16), "normalize_observations": True})
+    stats = ([0.5] * 460, [2.0] * 460)
+    kwargs = maskable_ppo_kwargs(config, stats)
     assert kwargs["ent_coef"] == 0.08 and kwargs["seed"] == 7 and kwargs["device"] == "cpu"
     assert kwargs["policy_kwargs"]["net_arch"] == [32, 16] and kwargs["batch_size"] == 512
+    assert kwargs["policy_kwargs"]["features_extractor_class"].__name__ == "StandardisedFlatten"
+    assert kwargs["policy_kwargs"]["features_extractor_kwargs"] == {"mean": stats[0], "std": stats[1]}
+    with pytest.raises(ValueError, match="observation statistics"):
+        maskable_ppo_kwargs(config)
+    plain = maskable_ppo_kwargs(TrainConfig(**WINDOW))
+    assert "features_extractor_class" not in plain["policy_kwargs"]
     assert resolve_device("auto") in ("cpu", "cuda")
 
 

@@ -28,12 +28,25 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
-def maskable_ppo_kwargs(config: TrainConfig) -> dict[str, Any]:
-    """Keyword arguments of ``MaskablePPO(...)`` for ``config`` (policy, env and logger excluded)."""
+def maskable_ppo_kwargs(config: TrainConfig,
+                        observation_stats: tuple[list[float], list[float]] | None = None) -> dict[str, Any]:
+    """Keyword arguments of ``MaskablePPO(...)`` for ``config`` (policy, env and logger excluded).
+
+    With ``ppo.normalize_observations`` the policy standardises its inputs with ``observation_stats``
+    (mean, std from :func:`scalper_trainer.normalise.observation_stats` on the training days)."""
     from torch import nn
 
     ppo = config.ppo
     activation = {"tanh": nn.Tanh, "relu": nn.ReLU}[ppo.activation]
+    policy_kwargs: dict[str, Any] = {"net_arch": list(ppo.net_arch), "activation_fn": activation}
+    if ppo.normalize_observations:
+        from scalper_trainer.normalise import StandardisedFlatten
+
+        if observation_stats is None:
+            raise ValueError("ppo.normalize_observations needs the training days' observation statistics")
+        mean, std = observation_stats
+        policy_kwargs |= {"features_extractor_class": StandardisedFlatten,
+                          "features_extractor_kwargs": {"mean": list(mean), "std": list(std)}}
     return {
         "learning_rate": ppo.learning_rate,
         "n_steps": ppo.n_steps,
@@ -45,7 +58,7 @@ def maskable_ppo_kwargs(config: TrainConfig) -> dict[str, Any]:
         "ent_coef": ppo.ent_coef,
         "vf_coef": ppo.vf_coef,
         "max_grad_norm": ppo.max_grad_norm,
-        "policy_kwargs": {"net_arch": list(ppo.net_arch), "activation_fn": activation},
+        "policy_kwargs": policy_kwargs,
         "seed": config.seed,
         "device": resolve_device(config.device),
     }

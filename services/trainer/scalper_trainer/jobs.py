@@ -45,6 +45,7 @@ from scalper_trainer.diagnostics import (
 )
 from scalper_trainer.environments import EnvBundle, EnvFactory
 from scalper_trainer.export import export_numpy_policy
+from scalper_trainer.normalise import observation_stats
 from scalper_trainer.registry import (
     Manifest,
     model_id_for_job,
@@ -130,7 +131,13 @@ class TrainingRun:
 
     def _model(self, train_env: VecEnv) -> MaskablePPO:
         latest = self.checkpoints.latest()
-        kwargs = maskable_ppo_kwargs(self.config)
+        stats = None
+        if self.config.ppo.normalize_observations:
+            tape = getattr(train_env, "tape", None)
+            if tape is None:
+                raise ValueError("observation standardisation needs the batched training env (its tape of bars)")
+            stats = observation_stats(tape.episodes.features)
+        kwargs = maskable_ppo_kwargs(self.config, stats)
         self.device = kwargs["device"]
         if latest is None:
             logger.info("job %s: new model, %d steps to go", self.job_id, self.config.total_timesteps)

@@ -65,6 +65,10 @@ class PPOConfig(BaseModel):
         "Hidden layer widths of the policy and of the value MLP (two separate networks of these widths)"))
     activation: Literal["tanh", "relu"] = Field("tanh", description=(
         "Hidden-layer activation (tanh: Stable-Baselines3's default for PPO)"))
+    normalize_observations: bool = Field(False, description=(
+        "Standardise every observation input by its mean and std on the training days (fixed at the job's "
+        "start, folded into the first layer at export). Off: it did not help the learning proofs "
+        "(docs/rewards.md, \"Learning proofs\")"))
 
 
 class Preset(BaseModel):
