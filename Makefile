@@ -29,7 +29,7 @@ test-fast: install
 
 # The learning proofs (issue #13): real training runs, deselected from `make test` by pytest's addopts.
 proofs: install
-	$(BIN)/pytest -m proof
+	$(BIN)/pytest -m proof -s
 
 lint: install
 	$(BIN)/ruff check .
