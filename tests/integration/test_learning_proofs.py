@@ -110,7 +110,9 @@ def test_no_edge_no_churn(migrated_database_url: str, tmp_path: Path) -> None:
     assert -agent_pnl <= 0.25 * -random_pnl
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+# Not strict, unlike the two above: its gap sits 0.04 under the bar and moves with the training seed
+# (seed 1: 0.25 at 450k, 0.168 at 500k), so a pass is reported as XPASS instead of turning CI red.
+@pytest.mark.xfail(strict=False, raises=AssertionError, reason=(
     "measured 2026-12-05 (seed preset, real bars, 500k steps, training seed 0): setup-BUY 0.653 at 5k -> 0.801 at "
     "500k (the seed run's three criteria all pass at 500k), but non-setup BUY 0.643: a gap of 0.158, short of 0.20; "
     "the seed reward pays buying everywhere (docs/diagnostics.md)"))
