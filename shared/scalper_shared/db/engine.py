@@ -52,17 +52,22 @@ def database_exists(url: str | URL, timeout_s: float = 10.0) -> bool:
         admin.dispose()
 
 
+def _run_on_maintenance(target: URL, statement: str, timeout_s: float) -> None:
+    """Run ``statement`` (``{name}`` = the target's quoted name) in autocommit on the maintenance database."""
+    admin, name = _admin(target, timeout_s)
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(statement.format(name=name)))
+    finally:
+        admin.dispose()
+
+
 def drop_database(url: str | URL, timeout_s: float = 10.0) -> bool:
     """Drop ``url``'s database (closing its connections) if it exists; True if it was dropped."""
     target = database_url(url)
     if not database_exists(target, timeout_s):
         return False
-    admin, name = _admin(target, timeout_s)
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    finally:
-        admin.dispose()
+    _run_on_maintenance(target, "DROP DATABASE IF EXISTS {name} WITH (FORCE)", timeout_s)
     return True
 
 
@@ -71,12 +76,7 @@ def create_database(url: str | URL, timeout_s: float = 10.0) -> bool:
     target = database_url(url)
     if database_exists(target, timeout_s):
         return False
-    admin, name = _admin(target, timeout_s)
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f"CREATE DATABASE {name}"))
-    finally:
-        admin.dispose()
+    _run_on_maintenance(target, "CREATE DATABASE {name}", timeout_s)
     return True
 
 
