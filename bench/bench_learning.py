@@ -35,7 +35,7 @@ from scalper_shared.core.actions import Action
 from scalper_shared.db import make_engine, migrate
 from scalper_shared.schema.training import Diagnostics, TrainConfig
 from scalper_trainer.env import EnvConfig, EpisodeSet, MarketTape, episodes_from_frame, make_vec_env
-from scalper_trainer.environments import EnvBundle, env_config_for
+from scalper_trainer.env.bundle import EnvBundle, env_config_for
 
 DATA = Path(os.environ.get("SCALPER_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 FILES = {"SPY": ("SPY_1m_2025-07.csv.gz", "SPY_1m_2025-08_2025-10.csv.gz"), "QQQ": ("QQQ_1m_2025-08_2025-10.csv.gz",)}

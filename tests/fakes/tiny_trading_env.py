@@ -77,7 +77,7 @@ def _validation_tape() -> Any:
 
 def tiny_env_factory(config: TrainConfig, engine: Any = None) -> Any:
     """An ``EnvFactory``: tiny envs to train on; two synthetic SPY days (the real env) to validate on."""
-    from scalper_trainer.environments import EnvBundle
+    from scalper_trainer.env.bundle import EnvBundle
 
     tape, env_config = _validation_tape()
     return EnvBundle(train=tiny_vec_env(config.n_envs, config.seed), validation=tape, env_config=env_config)

@@ -32,8 +32,8 @@ from scalper_shared.core.risk import RiskConfig
 from scalper_shared.schema.messages import OrderSide
 from scalper_shared.schema.training import TrainConfig
 from scalper_trainer.env import EnvConfig, EpisodeSet, MarketTape, TradingBatch, synthetic_episodes
+from scalper_trainer.env.bundle import env_config_for
 from scalper_trainer.env.core import ENTRY
-from scalper_trainer.environments import env_config_for
 from scalper_trainer.evaluation.engine import EvaluationResult, evaluate
 from scalper_trainer.evaluation.run import ModelArtifact
 from tests.unit.env_support import hand_config, hand_episodes

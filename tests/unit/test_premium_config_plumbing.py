@@ -11,7 +11,7 @@ from scalper_shared.core.premium import PremiumModelConfig
 from scalper_shared.core.rewards import RewardConfig
 from scalper_shared.schema.evaluation import EvaluationRequest
 from scalper_shared.schema.training import TrainConfig
-from scalper_trainer.environments import env_config_for
+from scalper_trainer.env.bundle import env_config_for
 from scalper_trainer.evaluation.run import ModelArtifact
 
 CUSTOM = PremiumModelConfig(calibration_multiplier=1.234, vol_floor=0.11)

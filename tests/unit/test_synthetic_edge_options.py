@@ -18,7 +18,7 @@ from scalper_ingestion.settings import IngestionSettings
 from scalper_shared.core.policy_net import NumpyPolicy
 from scalper_shared.schema.evaluation import EvaluationRequest
 from scalper_shared.schema.training import TrainConfig
-from scalper_trainer.environments import episodes_for
+from scalper_trainer.env.bundle import episodes_for
 from scalper_trainer.evaluation.run import ModelArtifact, run_evaluation, window_episodes
 
 WINDOW = {"train_from": date(2025, 7, 7), "train_to": date(2025, 7, 8),

@@ -126,7 +126,7 @@ def train_here(body: dict[str, Any], out: Path) -> None:
     from scalper_shared.db import make_engine, migrate
     from scalper_shared.schema.training import TrainConfig
     from scalper_trainer.diagnostics import warnings_of
-    from scalper_trainer.environments import MissingBars
+    from scalper_trainer.env.bundle import MissingBars
     from scalper_trainer.local import StopFlag, train_locally
     from scalper_trainer.settings import TrainerSettings
 

@@ -43,7 +43,7 @@ from scalper_trainer.diagnostics import (
     summarise,
     warnings_of,
 )
-from scalper_trainer.environments import EnvBundle, EnvFactory
+from scalper_trainer.env.bundle import EnvBundle, EnvFactory
 from scalper_trainer.export import export_numpy_policy
 from scalper_trainer.normalise import observation_stats
 from scalper_trainer.registry import (
@@ -325,7 +325,7 @@ def run_training_job(config: dict[str, Any]) -> dict[str, Any]:
 
     from scalper_shared.db import make_engine
     from scalper_shared.settings import load_settings
-    from scalper_trainer.environments import default_env_factory
+    from scalper_trainer.env.bundle import default_env_factory
     from scalper_trainer.settings import TrainerSettings
 
     job = get_current_job()

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from scalper_shared.schema.training import Diagnostics, TrainConfig
-from scalper_trainer.environments import EnvFactory, default_env_factory
+from scalper_trainer.env.bundle import EnvFactory, default_env_factory
 from scalper_trainer.jobs import RunResult, TrainingRun
 
 logger = logging.getLogger(__name__)

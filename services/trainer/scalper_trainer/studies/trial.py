@@ -41,7 +41,7 @@ from scalper_shared.runtime.rq_jobs import JobPreempted
 from scalper_shared.schema.studies import StudyRequest, fold_job_id
 from scalper_shared.schema.training import Diagnostics, JobState, TrainConfig
 from scalper_trainer.env import EpisodeSet
-from scalper_trainer.environments import EnvFactory, default_env_factory, env_config_for, episodes_for
+from scalper_trainer.env.bundle import EnvFactory, default_env_factory, env_config_for, episodes_for
 from scalper_trainer.evaluation.audit import audit_reward
 from scalper_trainer.evaluation.policies import AgentPolicy, baseline_policies
 from scalper_trainer.evaluation.significance import bootstrap_mean_difference_ci
