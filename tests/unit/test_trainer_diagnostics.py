@@ -141,6 +141,16 @@ def test_the_collapse_warning_is_set_from_the_previous_checkpoint() -> None:
     assert not first.collapse_warning and second.collapse_warning
 
 
+def test_an_annealed_learning_rate_lowers_the_stalled_kl_bar_with_it() -> None:
+    # a linear schedule at 10% of its start: KL 5e-4 is what its small steps give, not a stall
+    annealed = PPOStats(updates=200, gradient_steps=0, approx_kl=5e-4, learning_rate=1e-5, learning_rate_share=0.1)
+    assert not not_learning_warning(annealed, 0.3)
+    assert not_learning_warning(annealed.model_copy(update={"approx_kl": 5e-5}), 0.3)
+    history = [{"approx_kl": 0.01, "learning_rate": 1e-4 * (1 - k / 20)} for k in range(20)]
+    stats = ppo_stats(history, 16 * 256 * 20, 16, 256, 256, 10, start_learning_rate=1e-4)
+    assert stats.learning_rate == pytest.approx(5e-6) and stats.learning_rate_share == pytest.approx(0.05)
+
+
 def test_ppo_stats_count_updates_and_gradient_steps_and_take_medians_of_the_last_ten() -> None:
     history = [{"approx_kl": float(k), "clip_fraction": 0.1, "explained_variance": 0.5} for k in range(1, 21)]
     stats = ppo_stats(history, num_timesteps=16 * 256 * 7 + 100, n_envs=16, n_steps=256, batch_size=256, n_epochs=10)

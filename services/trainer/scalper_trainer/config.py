@@ -34,6 +34,7 @@ def maskable_ppo_kwargs(config: TrainConfig,
 
     With ``ppo.normalize_observations`` the policy standardises its inputs with ``observation_stats``
     (mean, std from :func:`scalper_trainer.normalise.observation_stats` on the training days)."""
+    from stable_baselines3.common.utils import LinearSchedule
     from torch import nn
 
     ppo = config.ppo
@@ -48,7 +49,8 @@ def maskable_ppo_kwargs(config: TrainConfig,
         policy_kwargs |= {"features_extractor_class": StandardisedFlatten,
                           "features_extractor_kwargs": {"mean": list(mean), "std": list(std)}}
     return {
-        "learning_rate": ppo.learning_rate,
+        "learning_rate": (LinearSchedule(ppo.learning_rate, 0.0, 1.0) if ppo.learning_rate_schedule == "linear"
+                          else ppo.learning_rate),
         "n_steps": ppo.n_steps,
         "batch_size": ppo.batch_size,
         "n_epochs": ppo.n_epochs,

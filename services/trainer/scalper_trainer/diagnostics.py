@@ -49,7 +49,7 @@ NOT_LEARNING_MESSAGE = (f"not learning: after {NOT_LEARNING_MIN_UPDATES}+ PPO up
 _PPO_KEYS = {"approx_kl": "train/approx_kl", "clip_fraction": "train/clip_fraction",
              "explained_variance": "train/explained_variance",
              "policy_gradient_loss": "train/policy_gradient_loss", "value_loss": "train/value_loss",
-             "entropy_loss": "train/entropy_loss"}
+             "entropy_loss": "train/entropy_loss", "learning_rate": "train/learning_rate"}
 
 
 @dataclass
@@ -122,7 +122,7 @@ class UpdateLog:
 
 
 def ppo_stats(history: Sequence[Mapping[str, float]], num_timesteps: int, n_envs: int, n_steps: int,
-              batch_size: int, n_epochs: int) -> PPOStats:
+              batch_size: int, n_epochs: int, start_learning_rate: float | None = None) -> PPOStats:
     """Updates and gradient steps done by ``num_timesteps`` (one update after every full rollout of
     ``n_envs x n_steps``) and the medians of the last :data:`KL_WINDOW` updates in ``history``."""
     rollout = n_envs * n_steps
@@ -138,7 +138,12 @@ def ppo_stats(history: Sequence[Mapping[str, float]], num_timesteps: int, n_envs
                     approx_kl=median("approx_kl"), clip_fraction=median("clip_fraction"),
                     explained_variance=last.get("explained_variance"),
                     policy_gradient_loss=last.get("policy_gradient_loss"), value_loss=last.get("value_loss"),
-                    entropy_loss=last.get("entropy_loss"))
+                    entropy_loss=last.get("entropy_loss"), learning_rate=last.get("learning_rate"),
+                    learning_rate_share=_share(last.get("learning_rate"), start_learning_rate))
+
+
+def _share(value: float | None, start: float | None) -> float | None:
+    return value / start if value is not None and start else None
 
 
 class RewardTermTally:
@@ -244,10 +249,13 @@ def collapse_warning(hold_shares: Sequence[float | None], threshold: float = COL
 
 def not_learning_warning(ppo: PPOStats, decision_entropy: float | None) -> bool:
     """True when, after :data:`NOT_LEARNING_MIN_UPDATES` updates, the median approx_kl is below
-    :data:`NOT_LEARNING_KL` or the decision-step entropy is above 95% of ln 3."""
+    :data:`NOT_LEARNING_KL` or the decision-step entropy is above 95% of ln 3. Under a falling learning
+    rate the KL bar falls with it (times the share of the starting rate still used): an annealed run's
+    last updates are small by design, not stalled."""
     if ppo.updates < NOT_LEARNING_MIN_UPDATES:
         return False
-    stalled = ppo.approx_kl is not None and ppo.approx_kl < NOT_LEARNING_KL
+    kl_bar = NOT_LEARNING_KL * (ppo.learning_rate_share if ppo.learning_rate_share is not None else 1.0)
+    stalled = ppo.approx_kl is not None and ppo.approx_kl < kl_bar
     uniform = decision_entropy is not None and decision_entropy > NOT_LEARNING_ENTROPY_SHARE * DECISION_ENTROPY_MAX
     return stalled or uniform
 

@@ -163,7 +163,8 @@ class TrainingRun:
         trace, result = play_validation(export_numpy_policy(model), envs.validation, envs.env_config,
                                         seed=self.config.seed)
         ppo = self.config.ppo
-        stats = ppo_stats(self.updates.history, step, self.config.n_envs, ppo.n_steps, ppo.batch_size, ppo.n_epochs)
+        stats = ppo_stats(self.updates.history, step, self.config.n_envs, ppo.n_steps, ppo.batch_size, ppo.n_epochs,
+                          start_learning_rate=ppo.learning_rate)
         previous = [d for d in self.diagnostics if d.step < step]
         summary = summarise(step, trace, result, stats, self.train_terms.means_and_reset(), previous)
         record_diagnostics(self.engine, self.job_id, summary)

@@ -9,10 +9,12 @@ one. The presets:
   table is in the README). Enough gradient work per sample for PPO to move the policy
   (small rollouts of 16 x 256 steps, minibatches of 256, 10 epochs), a learning rate of 1e-4
   (3e-4 moved as far but oscillated: approx_kl 3e-2, P(HOLD) back from 0.87 to 0.54 between 500k
-  and 1M) and a small entropy bonus (0.01).
+  and 1M) falling linearly to 0 over the run (the learning proofs, ``docs/rewards.md``) and a
+  small entropy bonus (0.01).
 * ``seed``: the prior research run this project started from, kept for reproduction: its entropy
   coefficient 0.08 and its shaped reward weights (``rewards.SEED_REWARD_CONFIG``), with the
-  default PPO sampling otherwise.
+  default PPO sampling otherwise but a constant learning rate, as the seed run trained (annealed, the
+  setup-BUY rate stopped at 0.63 by 500k instead of reaching 0.80).
 * ``legacy``: the PPO settings this project shipped before the learning study (128 x 64 rollouts,
   batch 4,096, 4 epochs, ent_coef 0.08): 488 gradient steps in 500k samples, which barely moves
   the policy. Kept only as the comparison point of the benchmark.
@@ -39,7 +41,13 @@ class PPOConfig(BaseModel):
 
     learning_rate: float = Field(1e-4, gt=0, description=(
         "Adam step size, constant over the run. 1e-4: 3e-4 moved the policy as far but oscillated "
-        "(approx_kl 3e-2) in `python -m bench learning`"))
+        "(approx_kl 3e-2) in `python -m bench learning`; the start of the schedule when "
+        "`learning_rate_schedule` is linear"))
+    learning_rate_schedule: Literal["constant", "linear"] = Field("linear", description=(
+        "`linear`: the step size falls linearly from `learning_rate` to 0 over the run (Stable-Baselines3's "
+        "`LinearSchedule`), so the final policy is not one noisy iterate; with a constant 1e-4 the argmax "
+        "agent kept 7-10 trades a day of false entries (docs/rewards.md, \"Learning proofs\"). `constant`: "
+        "the seed and legacy presets, as the seed run trained"))
     n_steps: int = Field(256, gt=1, description=(
         "Steps (minutes) each environment collects per rollout; a rollout is `n_envs x n_steps` samples "
         "(4,096 with the default 16 environments)"))
@@ -90,9 +98,11 @@ PRESETS: dict[str, Preset] = {
         Preset(name="default", description="Measured defaults: PPO that updates, small entropy bonus",
                n_envs=16, ppo=DEFAULT_PPO, reward=rewards.DEFAULT_REWARD_CONFIG),
         Preset(name="seed", description="The seed research run: ent_coef 0.08 and its shaped reward",
-               n_envs=16, ppo=DEFAULT_PPO.model_copy(update={"ent_coef": 0.08}), reward=rewards.SEED_REWARD_CONFIG),
+               n_envs=16, ppo=DEFAULT_PPO.model_copy(update={"ent_coef": 0.08, "learning_rate_schedule": "constant"}),
+               reward=rewards.SEED_REWARD_CONFIG),
         Preset(name="legacy", description="Pre-study PPO settings (few gradient steps); comparison only",
-               n_envs=128, ppo=PPOConfig(n_steps=64, batch_size=4096, n_epochs=4, ent_coef=0.08),
+               n_envs=128, ppo=PPOConfig(n_steps=64, batch_size=4096, n_epochs=4, ent_coef=0.08,
+                             learning_rate_schedule="constant"),
                reward=rewards.SEED_REWARD_CONFIG),
     )
 }

@@ -204,6 +204,9 @@ class PPOStats(BaseModel):
     policy_gradient_loss: float | None = None
     value_loss: float | None = None
     entropy_loss: float | None = None
+    learning_rate: float | None = Field(None, description="Adam step size of the last update (falls over the run "
+                                        "under the default linear schedule)")
+    learning_rate_share: float | None = Field(None, description="That step size over the run's starting one")
 
 
 class Diagnostics(BaseModel):
