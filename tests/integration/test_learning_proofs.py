@@ -12,7 +12,10 @@ evaluations through ``scalper eval --local``, each asserting the issue's criteri
   0.80, with the non-setup BUY rate at least 0.20 below it.
 
 The market seeds of the synthetic proofs were never used while the learner was developed (seeds 1
-and 2 were; ``docs/rewards.md``, "Learning proofs"). Each test prints its figures (``make proofs``
+and 2 were, then 7 and 8 as a second check; ``docs/rewards.md``, "Learning proofs"). The edge and
+no-churn proofs pass since the default preset anneals its learning rate; the edge proof is the
+fragile one (it fails on the development pair 7 -> 8), so a change to the learner that turns it red
+is a regression to investigate, not a flake. Each test prints its figures (``make proofs``
 shows them). Marked ``proof``: deselected from ``make test`` by the pytest addopts; ``make proofs``
 (``pytest -m proof``) runs them, and CI runs it after the suite. Runtime: README, "Tests".
 """
@@ -80,10 +83,6 @@ def figures(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "measured 2026-12-05 (default preset, 500k steps, train seed 3, evaluate seed 4, 250 account-days): agent "
-    "+$3.8/day on 7.6 trades, agent - HOLD 95% CI [-86, +100] includes 0; above momentum_rule (-$87.6) and random "
-    "(-$721.8), 1% of edge_rule (+$288.3 on 2.7 trades); the learner does not find the edge's minutes (docs/rewards.md)"))
 def test_edge_found(migrated_database_url: str, tmp_path: Path) -> None:
     metrics = train_and_evaluate(cli_env(migrated_database_url, tmp_path), tmp_path, "momentum", EDGE_SEEDS)
     print(f"\nedge found (train seed {EDGE_SEEDS[0]}, evaluate seed {EDGE_SEEDS[1]}):\n{figures(metrics)}")
@@ -97,9 +96,6 @@ def test_edge_found(migrated_database_url: str, tmp_path: Path) -> None:
     assert agent > daily(metrics, "random")[0]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "measured 2026-12-05 (default preset, 500k steps, train seed 5, evaluate seed 6, 250 account-days): agent "
-    "8.22 trades/day = 46% of random's 17.90 (limit 25%), -$215.0/day = 30% of random's -$711.4 (limit 25%)"))
 def test_no_edge_no_churn(migrated_database_url: str, tmp_path: Path) -> None:
     metrics = train_and_evaluate(cli_env(migrated_database_url, tmp_path), tmp_path, "none", NO_EDGE_SEEDS)
     print(f"\nno edge (train seed {NO_EDGE_SEEDS[0]}, evaluate seed {NO_EDGE_SEEDS[1]}):\n{figures(metrics)}")
