@@ -40,9 +40,8 @@ class PPOConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     learning_rate: float = Field(1e-4, gt=0, description=(
-        "Adam step size, constant over the run. 1e-4: 3e-4 moved the policy as far but oscillated "
-        "(approx_kl 3e-2) in `python -m bench learning`; the start of the schedule when "
-        "`learning_rate_schedule` is linear"))
+        "Adam step size; the start of the schedule when `learning_rate_schedule` is linear. 1e-4: 3e-4 "
+        "moved the policy as far but oscillated (approx_kl 3e-2) in `python -m bench learning`"))
     learning_rate_schedule: Literal["constant", "linear"] = Field("linear", description=(
         "`linear`: the step size falls linearly from `learning_rate` to 0 over the run (Stable-Baselines3's "
         "`LinearSchedule`), so the final policy is not one noisy iterate; with a constant 1e-4 the argmax "
