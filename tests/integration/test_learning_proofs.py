@@ -13,9 +13,11 @@ evaluations through ``scalper eval --local``, each asserting the issue's criteri
 
 The market seeds of the synthetic proofs were never used while the learner was developed (seeds 1
 and 2 were, then 7 and 8 as a second check; ``docs/rewards.md``, "Learning proofs"). The edge and
-no-churn proofs pass since the default preset anneals its learning rate; the edge proof is the
-fragile one (it fails on the development pair 7 -> 8), so a change to the learner that turns it red
-is a regression to investigate, not a flake. Each test prints its figures (``make proofs``
+no-churn proofs pass since the default preset anneals its learning rate; the edge proof is
+fragile (it fails on the development pair 7 -> 8), so a change to the learner that turns it red
+is a regression to investigate, not a flake. The seed proof passes since the ``seed`` preset trains
+on a 10-minute horizon (gamma 0.9) at a constant 2e-4; it is fragile too: its training seed 0 passes
+the 0.80 bar by 0.01 and other training seeds land on either side of it (``docs/diagnostics.md``). Each test prints its figures (``make proofs``
 shows them). Marked ``proof``: deselected from ``make test`` by the pytest addopts; ``make proofs``
 (``pytest -m proof``) runs them, and CI runs it after the suite. Runtime: README, "Tests".
 """
@@ -106,12 +108,6 @@ def test_no_edge_no_churn(migrated_database_url: str, tmp_path: Path) -> None:
     assert -agent_pnl <= 0.25 * -random_pnl
 
 
-# Not strict, unlike the two above: its gap sits 0.04 under the bar and moves with the training seed
-# (seed 1: 0.25 at 450k, 0.168 at 500k), so a pass is reported as XPASS instead of turning CI red.
-@pytest.mark.xfail(strict=False, raises=AssertionError, reason=(
-    "measured 2026-12-05 (seed preset, real bars, 500k steps, training seed 0): setup-BUY 0.653 at 5k -> 0.801 at "
-    "500k (the seed run's three criteria all pass at 500k), but non-setup BUY 0.643: a gap of 0.158, short of 0.20; "
-    "the seed reward pays buying everywhere (docs/diagnostics.md)"))
 def test_seed_run_reproduced(shared_data: Path, migrated_database_url: str, tmp_path: Path) -> None:
     env = cli_env(migrated_database_url, tmp_path)
     for name, symbol in REAL_FILES:

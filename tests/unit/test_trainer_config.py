@@ -30,11 +30,18 @@ def test_the_seed_preset_keeps_the_seed_runs_entropy_coefficient() -> None:
     assert TrainConfig(**WINDOW, preset="seed").ppo.ent_coef == 0.08
 
 
+def test_the_seed_preset_trains_on_a_ten_minute_horizon_at_a_constant_2e_4() -> None:
+    """The two measured choices that make the seed proof's selectivity pass (docs/diagnostics.md)."""
+    kwargs = maskable_ppo_kwargs(TrainConfig(**WINDOW, device="cpu", preset="seed"))
+    assert kwargs["gamma"] == 0.9 and kwargs["learning_rate"] == 2e-4 and kwargs["ent_coef"] == 0.08
+    assert TrainConfig(**WINDOW, preset="default").ppo.gamma == 0.99
+
+
 def test_the_default_preset_anneals_the_learning_rate_and_the_seed_preset_keeps_it_constant() -> None:
     schedule = maskable_ppo_kwargs(TrainConfig(**WINDOW, device="cpu"))["learning_rate"]
     # Stable-Baselines3 calls the schedule with the fraction of the run still to go
     assert [schedule(remaining) for remaining in (1.0, 0.5, 0.0)] == pytest.approx([1e-4, 5e-5, 0.0])
-    assert maskable_ppo_kwargs(TrainConfig(**WINDOW, device="cpu", preset="seed"))["learning_rate"] == 1e-4
+    assert PRESETS["seed"].ppo.learning_rate_schedule == "constant"
     assert PRESETS["legacy"].ppo.learning_rate_schedule == "constant"
     constant = TrainConfig(**WINDOW, device="cpu", ppo={"learning_rate_schedule": "constant"})
     assert maskable_ppo_kwargs(constant)["learning_rate"] == 1e-4
