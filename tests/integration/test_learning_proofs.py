@@ -17,8 +17,8 @@ no-churn proofs pass since the default preset anneals its learning rate; the edg
 fragile (it fails on the development pair 7 -> 8), so a change to the learner that turns it red
 is a regression to investigate, not a flake. The seed proof passes since the ``seed`` preset trains
 on a 10-minute horizon (gamma 0.9) at a constant 2e-4; it is fragile too: its training seed 0 passes
-the 0.80 bar by 0.01 and other training seeds land on either side of it (``docs/diagnostics.md``). Each test prints its figures (``make proofs``
-shows them). Marked ``proof``: deselected from ``make test`` by the pytest addopts; ``make proofs``
+the 0.80 bar by 0.01 and other training seeds land on either side of it (``docs/diagnostics.md``).
+Each test prints its figures (``make proofs`` shows them). Marked ``proof``: deselected from ``make test`` by the pytest addopts; ``make proofs``
 (``pytest -m proof``) runs them, and CI runs it after the suite. Runtime: README, "Tests".
 """
 
